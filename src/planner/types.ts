@@ -1,0 +1,75 @@
+/**
+ * The planner's input and output. MemoryPlan is the public JSON contract of
+ * `headroom plan --json` and `POST /v1/plans` (DESIGN.md §2.1): keep the names.
+ */
+import type { Dtype, Quant } from '../units.ts'
+import type { Gpu, ModelArch } from '../catalog/types.ts'
+
+export type Phase = 'load' | 'train'
+export type Method = 'full' | 'lora' | 'qlora'
+export type Attention = 'eager' | 'sdpa' | 'flash'
+export type Optimizer = 'adamw' | 'adamw_8bit' | 'paged_adamw_8bit' | 'sgd'
+export type Device = 'cuda' | 'cpu'
+export type Parallelism = 'ddp' | 'fsdp'
+
+/** A fully resolved planning question: every knob has a value. */
+export type PlanInput = {
+  model: ModelArch
+  phase: Phase
+  method: Method
+  /** Compute / storage dtype of unquantized weights (ModelConfig.torch_dtype). */
+  dtype: Dtype
+  quant: Quant
+  doubleQuant: boolean
+  rank: number
+  alpha: number
+  /** peft target_modules: leaf module names, or every Linear but lm_head. */
+  targets: string[] | 'all-linear'
+  /** Micro-batch per device (per_device_train_batch_size). */
+  batch: number
+  /** Tokens per sequence after truncation. */
+  seq: number
+  gradientCheckpointing: boolean
+  attention: Attention
+  optimizer: Optimizer
+  gpu: Gpu | null
+  gpus: number
+  parallelism: Parallelism
+  device: Device
+  /** PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Headroom sets it by default). */
+  expandableSegments: boolean
+}
+
+export type Breakdown = {
+  weights: number
+  adapters: number
+  gradients: number
+  optimizer: number
+  activations: number
+  logits: number
+  overhead: number
+}
+
+export type PlanWarning = { code: string; message: string }
+
+export type MemoryPlan = {
+  model: { name: string; params: number }
+  phase: Phase
+  device: Device
+  /** What the device shows at peak: allocated peak + allocator slack + CUDA context, bytes. */
+  peakBytes: number
+  /** What torch.cuda.max_memory_allocated() would report, bytes. */
+  peakAllocatedBytes: number
+  /** Per component, bytes; sums to peakBytes. */
+  breakdown: Breakdown
+  trainableParams: number
+  trainablePercent: number
+  matchedTargets: string[]
+  unmatchedTargets: string[]
+  gpu: { name: string; memoryBytes: number } | null
+  fits: boolean | null
+  headroomBytes: number | null
+  /** Longest sequence that fits on the GPU with everything else fixed. */
+  maxSeqLen: number | null
+  warnings: PlanWarning[]
+}
