@@ -73,3 +73,20 @@ export type MemoryPlan = {
   maxSeqLen: number | null
   warnings: PlanWarning[]
 }
+
+/** What `plan --recommend` and `init` optimise for. */
+export type RecommendGoal = 'max-throughput' | 'max-context'
+
+/** One plain-words reason for one choice, e.g. knob `method`, "LoRA needs 96 GiB at ...". */
+export type RecommendationReason = { knob: string; message: string }
+
+/** The configuration the fit search chose, its plan, and why. */
+export type Recommendation = {
+  input: PlanInput
+  plan: MemoryPlan
+  reasons: RecommendationReason[]
+  /** How many candidate configurations were planned. */
+  candidatesSearched: number
+  /** Env vars the job should run with, e.g. PYTORCH_CUDA_ALLOC_CONF. */
+  env: Record<string, string>
+}

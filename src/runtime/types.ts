@@ -1,0 +1,39 @@
+/**
+ * The supervisor's public contract: what `headroom tune`, the HTTP server and tests use to
+ * start and follow a fine-tune. Implemented in supervisor.ts (the only file that spawns).
+ */
+import type { RunSummary, TrainerEvent } from './events.ts'
+
+export type TuneOptions = {
+  /** training_config YAML (ConfigMap or bare document); default: KAITO's qlora template adapted for the device. */
+  config?: string
+  /** Model directory, hub id, or omitted for the embedded tiny Phi-3. */
+  model?: string
+  /** Dataset path or URL; default: the dataset shipped in examples/. */
+  data?: string
+  /** Output directory; default: runs/<runId>. */
+  output?: string
+  maxSteps?: number
+  device?: 'auto' | 'cpu' | 'cuda'
+  /** A run id or run directory to continue from its last checkpoint. */
+  resume?: string
+  skipBadRows?: boolean
+  /** Retry once with the planner's recommended configuration after an OOM. */
+  autoFit?: boolean
+  runId?: string
+  /** Extra environment for the trainer process. */
+  env?: Record<string, string>
+}
+
+export interface RunHandle {
+  readonly id: string
+  readonly outputDir: string
+  /** Every validated trainer event, in order. */
+  on(kind: 'event', listener: (event: TrainerEvent) => void): this
+  /** Trainer stdout/stderr lines that are not events. */
+  on(kind: 'log', listener: (line: string) => void): this
+  /** Sends SIGTERM (checkpoint, then exit) or SIGINT to the trainer. */
+  cancel(signal?: 'SIGTERM' | 'SIGINT'): void
+  /** Resolves when the trainer exits, with the run summary (never rejects for a failed run). */
+  readonly done: Promise<RunSummary>
+}
