@@ -15,6 +15,8 @@ export type TuneOptions = {
   output?: string
   maxSteps?: number
   device?: 'auto' | 'cpu' | 'cuda'
+  /** Fine-tuning method; `auto` (default) follows the config: 4/8-bit quantization → qlora, else lora. */
+  method?: 'auto' | 'lora' | 'qlora' | 'full'
   /** A run id or run directory to continue from its last checkpoint. */
   resume?: string
   skipBadRows?: boolean

@@ -1,0 +1,88 @@
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
+
+output_dir/checkpoint-N/ holds the trainable weights (the adapter, or the whole model for
+full fine-tuning), optimizer.pt, scheduler.pt, rng_state.pt and trainer_state.json. Each is
+written under a temporary name and renamed, so a directory named checkpoint-N is complete.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+
+STATE_FILE = "trainer_state.json"
+
+
+def save(directory: Path, step: int, model, optimizer, scheduler, state: dict, method: str, keep: int | None) -> Path:
+    import torch
+
+    final = directory / f"checkpoint-{step}"
+    staging = directory / f".checkpoint-{step}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if method == "full":
+        from safetensors.torch import save_model  # handles tied (shared) weights
+
+        save_model(model, str(staging / "model.safetensors"))
+    else:
+        model.save_pretrained(staging, safe_serialization=True)
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+    rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, staging / "rng_state.pt")
+    (staging / STATE_FILE).write_text(json.dumps({**state, "step": step, "method": method}, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    if keep:
+        for old in sorted(list_checkpoints(directory), key=_step_of)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name) and (p / STATE_FILE).is_file()]
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
+def find(path: Path) -> Path | None:
+    """A checkpoint directory itself, or the latest checkpoint inside an output directory."""
+    if (path / STATE_FILE).is_file():
+        return path
+    found = list_checkpoints(path)
+    return max(found, key=_step_of) if found else None
+
+
+def load(path: Path, model, optimizer, scheduler, method: str) -> dict:
+    """Restores weights, optimizer, scheduler and RNG; returns trainer_state.json."""
+    import torch
+    from safetensors.torch import load_file, load_model
+
+    state = json.loads((path / STATE_FILE).read_text())
+    if state.get("method") != method:
+        raise ValueError(f"checkpoint {path} was written by a {state.get('method')} run, this run is {method}")
+    if method == "full":
+        load_model(model, str(path / "model.safetensors"))
+    else:
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"checkpoint {path} does not match this model's adapter: unexpected {result.unexpected_keys[:3]}")
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = torch.load(path / "rng_state.pt", weights_only=False)
+    random.setstate(rng["python"])
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return state

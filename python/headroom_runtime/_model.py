@@ -1,0 +1,185 @@
+"""Model and tokenizer loading, quantization, LoRA, and saving: the recipe's building blocks."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from . import assets
+from .events import InputError, log
+
+EMBEDDED = {"default": "tiny-phi3", "tiny-phi3": "tiny-phi3", "tiny-llama": "tiny-llama"}
+# KAITO sets DEFAULT_TARGET_MODULES to this for presets whose name starts with `phi-3`
+# (pkg/workspace/tuning/preset_tuning.go). On Hugging Face's Phi-3 (fused qkv_proj and
+# gate_up_proj) only o_proj and down_proj match it; that is KAITO's behaviour, kept here.
+KAITO_PHI3_TARGETS = "k_proj,q_proj,v_proj,o_proj,gate_proj,down_proj,up_proj"
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16", "half": "float16", "auto": "auto"}
+
+
+def resolve_model(cli_model: str | None, model_cfg: dict, given: dict) -> tuple[str, str]:
+    """(a local directory or hub id, the flag or key it came from). Embedded names build on demand."""
+    if cli_model:
+        ref, key = cli_model, "--model"
+    elif "pretrained_model_name_or_path" in given:
+        ref, key = str(model_cfg["pretrained_model_name_or_path"]), "ModelConfig.pretrained_model_name_or_path"
+    else:
+        ref, key = "default", "--model"
+    if ref in EMBEDDED:
+        return str(assets.ensure(EMBEDDED[ref])), key
+    # Hub ids are `name` or `org/name`; anything else that does not exist is a bad path.
+    looks_local = ref.startswith((".", "/", "~")) or ref.count("/") > 1 or ref.endswith("/")
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise InputError("model", f"model directory {ref} has no config.json ({key})", key)
+        return str(path), key
+    if looks_local:
+        raise InputError("model", f"model path {ref} does not exist ({key}); pass a model directory, a hub id, or `default`", key)
+    return ref, key  # a hub id such as microsoft/Phi-3-mini-4k-instruct
+
+
+def compute_dtype(requested, device: str, what: str):
+    """The torch dtype to use; on a CPU without native bf16/fp16 matmuls, float32 (and say so)."""
+    import torch
+
+    name = DTYPES.get(str(requested).replace("torch.", ""), None) if requested is not None else None
+    if requested is not None and name is None:
+        raise InputError("config", f"{what}: unknown dtype {requested!r}; use float32, bfloat16 or float16", what)
+    if name in (None, "auto"):
+        return torch.float32
+    if device == "cpu" and name != "float32" and not _cpu_has_native_bf16():
+        log(f"{what}={name}: this CPU has no native {name} matmul (it would be emulated and slow); computing in float32")
+        return torch.float32
+    return getattr(torch, name)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_tokenizer(ref: str, model_cfg: dict, key: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            ref, local_files_only=bool(model_cfg.get("local_files_only")), revision=model_cfg.get("revision") or "main",
+            trust_remote_code=bool(model_cfg.get("trust_remote_code")), cache_dir=model_cfg.get("cache_dir"),
+        )
+    except (OSError, ValueError) as exc:
+        raise InputError("model", f"cannot load a tokenizer from {ref} ({key}): {exc}", key) from None
+    if tokenizer.pad_token is None:  # KAITO: pad with eos
+        tokenizer.pad_token = tokenizer.eos_token
+    template = model_cfg.get("chat_template")
+    if template:
+        # KAITO: inline when it contains {, } or a newline, else a file path.
+        if any(ch in template for ch in "{}\n"):
+            tokenizer.chat_template = template
+        elif Path(template).is_file():
+            tokenizer.chat_template = Path(template).read_text()
+        else:
+            raise InputError("config", f"ModelConfig.chat_template file {template} does not exist", "ModelConfig.chat_template")
+    return tokenizer
+
+
+def bnb_config(quant: dict, bits: int, device: str):
+    """BitsAndBytesConfig from the QuantizationConfig section (4 or 8 bits)."""
+    from transformers import BitsAndBytesConfig
+
+    kwargs = {k: v for k, v in quant.items() if k not in ("quant_method",)}
+    kwargs["load_in_4bit"], kwargs["load_in_8bit"] = bits == 4, bits == 8
+    kwargs["bnb_4bit_compute_dtype"] = compute_dtype(quant.get("bnb_4bit_compute_dtype"), device, "QuantizationConfig.bnb_4bit_compute_dtype")
+    if device == "cpu" and bits == 4 and kwargs.get("bnb_4bit_quant_type", "fp4") == "fp4":
+        log("bnb_4bit_quant_type=fp4 (BitsAndBytesConfig's default); set nf4 for QLoRA as in KAITO's template")
+    return BitsAndBytesConfig(**{k: v for k, v in kwargs.items() if v is not None or k.startswith("llm_int8_skip")})
+
+
+def load_model(ref: str, key: str, model_cfg: dict, device: str, quantization=None):
+    """AutoModelForCausalLM.from_pretrained with ModelConfig's arguments, on one device."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = compute_dtype(model_cfg.get("torch_dtype"), device, "ModelConfig.torch_dtype")
+    kwargs = dict(
+        dtype=dtype, local_files_only=bool(model_cfg.get("local_files_only")), revision=model_cfg.get("revision") or "main",
+        trust_remote_code=bool(model_cfg.get("trust_remote_code")), cache_dir=model_cfg.get("cache_dir"),
+        # This recipe trains on one device; KAITO's "auto" would spread a model over several GPUs.
+        device_map={"": 0} if device == "cuda" else "cpu",
+    )
+    if model_cfg.get("attn_implementation"):
+        kwargs["attn_implementation"] = model_cfg["attn_implementation"]
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise InputError("model", f"cannot load model {ref} ({key}): {exc}", key) from None
+    model.config.use_cache = False  # KAITO; the KV cache is useless in training
+    return model
+
+
+def enable_gradient_checkpointing(model, train: dict) -> None:
+    kwargs = train.get("gradient_checkpointing_kwargs") or {"use_reentrant": False}
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()
+
+
+def prepare_for_kbit(model, train: dict):
+    """peft's k-bit preparation (fp32 norms and lm_head, input grads), as KAITO calls it."""
+    from peft import prepare_model_for_kbit_training
+
+    kwargs = train.get("gradient_checkpointing_kwargs") or {"use_reentrant": False}
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=bool(train.get("gradient_checkpointing")), gradient_checkpointing_kwargs=kwargs
+    )
+
+
+def target_modules(lora: dict, model) -> list[str] | str | None:
+    """LoraConfig.target_modules, else KAITO's DEFAULT_TARGET_MODULES, else PEFT's per-architecture default."""
+    if lora.get("target_modules"):
+        return lora["target_modules"]
+    if os.environ.get("DEFAULT_TARGET_MODULES"):
+        return os.environ["DEFAULT_TARGET_MODULES"].split(",")
+    if getattr(model.config, "model_type", "") == "phi3":
+        return KAITO_PHI3_TARGETS.split(",")
+    return None
+
+
+def attach_lora(model, lora: dict):
+    from peft import LoraConfig, get_peft_model
+
+    fields = {k: v for k, v in lora.items() if v is not None and k not in ("peft_type", "runtime_config")}
+    fields["target_modules"] = target_modules(lora, model)
+    if not fields.get("loftq_config"):
+        fields.pop("loftq_config", None)
+    try:
+        config = LoraConfig(**fields)
+        model = get_peft_model(model, config)
+    except (ValueError, TypeError) as exc:
+        raise InputError("config", f"LoraConfig: {exc}", "LoraConfig.target_modules") from None
+    matched = sorted({name.split(".")[-2] for name, _ in model.named_modules() if name.endswith(".lora_A")})
+    log(f"LoRA r={config.r} alpha={config.lora_alpha} on {', '.join(matched)} (target_modules={fields['target_modules']})")
+    return model
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(all parameters as the model defines them, trainable). A packed 4-bit weight counts its logical size."""
+    total = trainable = 0
+    for p in model.parameters():
+        state = getattr(p, "quant_state", None)
+        n = math.prod(state.shape) if state is not None and getattr(state, "shape", None) is not None else p.numel()
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return total, trainable
+
+
+def save_final(model, tokenizer, method: str, directory: Path) -> list[str]:
+    """LoRA/QLoRA: adapter_model.safetensors + adapter_config.json (what KAITO pushes); full: the model."""
+    model.save_pretrained(directory, safe_serialization=True)
+    if method == "full":
+        tokenizer.save_pretrained(directory)
+    return sorted(p.name for p in directory.iterdir())

@@ -1,0 +1,108 @@
+"""The planner's referee: one training step of the real model code on fake tensors.
+
+Builds the model from its config on the meta device (no weights, any size), attaches LoRA
+with peft, moves it to fake CPU tensors, runs forward + backward + AdamW step under torch's
+MemTracker, and prints the peak of live tensor bytes by category as JSON. Exact for what
+PyTorch allocates; blind to the CUDA context, allocator slack and kernel workspaces, which
+the planner adds (research/ecosystem.md §4).
+
+    python -m headroom_runtime.trace --model default|DIR|config.json --method lora|full
+        [--batch 1] [--seq 256] [--rank 8] [--alpha 8] [--targets all-linear|q_proj,v_proj]
+        [--dtype float32|bfloat16|float16] [--grad-checkpointing] [--attention sdpa|eager]
+
+QLoRA is not traced: bitsandbytes quantizes weights while loading real tensors, which fake
+tensors do not have; the planner's analytic 4-bit weight term covers it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m headroom_runtime.trace", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default")
+    p.add_argument("--method", choices=("lora", "full"), default="lora")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--alpha", type=int, default=8)
+    p.add_argument("--targets", default="all-linear")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
+    return p.parse_args(argv)
+
+
+class _NoopHandle:
+    def remove(self) -> None:
+        pass
+
+
+def trace(args) -> dict:
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import MemTracker
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from . import assets
+
+    ref = str(assets.ensure("tiny-phi3" if args.model == "default" else args.model)) if args.model in ("default", "tiny-phi3", "tiny-llama") else args.model
+    source = Path(ref)
+    config = AutoConfig.from_pretrained(source.parent if source.name == "config.json" else ref)
+    config.use_cache = False
+    dtype = getattr(torch, args.dtype)
+
+    # 1) Build and attach LoRA on meta: no memory; peft cannot inject under FakeTensorMode
+    #    (ecosystem.md §4 B), so fake tensors come after.
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=args.attention)
+        if args.grad_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if args.method == "lora":
+            import peft
+
+            targets = args.targets if args.targets == "all-linear" else args.targets.split(",")
+            model = peft.get_peft_model(model, peft.LoraConfig(r=args.rank, lora_alpha=args.alpha, target_modules=targets))
+    began = time.perf_counter()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model = model.to_empty(device="cpu")
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable)
+        ids = torch.randint(0, config.vocab_size, (args.batch, args.seq))
+
+        def step():
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        tracker = MemTracker()
+        # Frozen parameters would make MemTracker's grad hooks raise (ecosystem.md §4 A).
+        for p in model.parameters():
+            if not p.requires_grad:
+                tracker._param_to_grad_hook_handles[p] = (_NoopHandle(), _NoopHandle())
+        tracker.track_external(model, optimizer, ids)
+        with tracker:
+            step()  # the first step: AdamW's states are created inside it, as in a real run
+    peak = tracker.get_tracker_snapshot("peak").get(torch.device("cpu"), {})
+    return {
+        "model": ref, "method": args.method, "batch": args.batch, "seq": args.seq, "dtype": args.dtype,
+        "gradientCheckpointing": args.grad_checkpointing, "attention": args.attention,
+        "params": sum(p.numel() for p in model.parameters()), "trainableParams": sum(p.numel() for p in trainable),
+        "peakAllocatedBytes": int(peak.get("Total", 0)),
+        "breakdown": {str(getattr(k, "value", k)): int(v) for k, v in peak.items() if str(getattr(k, "value", k)) != "Total"},
+        "seconds": round(time.perf_counter() - began, 3),
+    }
+
+
+def main(argv=None) -> int:
+    print(json.dumps(trace(parse_args(argv))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

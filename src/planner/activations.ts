@@ -1,0 +1,161 @@
+/**
+ * Activations saved for backward, counted tensor by tensor for the Hugging Face decoder block
+ * (RMSNorm, rotary attention, gated MLP) as transformers + peft + bitsandbytes run it. The
+ * structure follows Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+ * Transformer Models"): a per-token term in s*b*h and an eager-attention term in a*s^2*b;
+ * the constants are re-derived per tensor because Llama-style blocks differ from GPT's 34*sbh.
+ */
+import { BYTES_PER_ELEMENT, type Dtype, type Quant } from '../units.ts'
+import type { Attention, Method } from './types.ts'
+import { ADAPTER_BYTES_PER_PARAM } from './adapters.ts'
+import type { LinearRole, ModelShape } from './shape.ts'
+import type { TargetMatch } from './targets.ts'
+
+// transformers RMSNorm: hidden_states.to(torch.float32) is saved by pow/mul for backward.
+const NORM_INTERNAL_BYTES = 4
+// transformers eager_attention_forward: softmax(..., dtype=torch.float32) saves its fp32 output.
+const SOFTMAX_BYTES = 4
+// sdpa / flash kernels save one fp32 logsumexp per head per token.
+const LOGSUMEXP_BYTES = 4
+// Judgement: one block's gradient buffers in backward ≈ its saved activations (docs/accuracy.md: the dev rows barely move for 0-2).
+export const BACKWARD_WORKSPACE_LAYERS = 1
+
+const NONE: ReadonlySet<string> = new Set()
+
+export type ActivationOptions = {
+  method: Method
+  dtype: Dtype
+  quant: Quant
+  /** peft prepared the quantized model for k-bit training (its fp32 casts reach the hidden states). */
+  kbitPrepared: boolean
+  attention: Attention
+  gradientCheckpointing: boolean
+  rank: number
+}
+
+/** Saved bytes of one decoder block, as coefficients of tokens (b*s) and of b*s^2. */
+export type LayerActivations = {
+  /** Bytes per token of one block's saved tensors. */
+  bytesPerToken: number
+  /** Bytes per (token x sequence length) of one block: eager attention's a*s^2 probabilities. */
+  bytesPerTokenSeq: number
+  /** Bytes per token a checkpointed block keeps: its input hidden states. */
+  checkpointBytesPerToken: number
+  /** Bytes per (token x sequence) held once per forward: eager's 4D causal mask. */
+  maskBytesPerTokenSeq: number
+  /** A dequantized 16-bit copy of the largest 4-bit weight, alive one at a time, bytes. */
+  dequantBytes: number
+}
+
+/** Bytes per element of the hidden states between blocks. */
+export function streamBytes(o: Pick<ActivationOptions, 'dtype' | 'kbitPrepared'>): number {
+  // peft casts the embedding and norms to fp32, and bitsandbytes returns out.to(inp_dtype): the stream becomes fp32.
+  return o.kbitPrepared ? 4 : BYTES_PER_ELEMENT[o.dtype]
+}
+
+/**
+ * One block's saved activations under these settings.
+ * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8 })
+ */
+export function layerActivations(shape: ModelShape, match: TargetMatch, o: ActivationOptions): LayerActivations {
+  const arch = shape.arch
+  const h = arch.hiddenSize
+  const S = streamBytes(o)
+  const C = BYTES_PER_ELEMENT[o.dtype]
+  const full = o.method === 'full'
+  const quantized = o.quant !== 'none'
+  const lora: ReadonlySet<string> = full ? NONE : match.moduleNames
+  const q = shape.queryDim
+  const kv = shape.keyValueDim
+  const groups = arch.numAttentionHeads / Math.max(1, arch.numKeyValueHeads)
+
+  let perToken = shape.normsPerLayer * h * NORM_INTERNAL_BYTES
+  // Full fine-tuning: norm weights need their normalised input for the weight gradient.
+  if (full) perToken += shape.normsPerLayer * h * S
+
+  // Inputs of the block's Linears, by where they come from.
+  const dims: Record<LinearRole, number> = { 'attn-in': h, 'attn-out': q, 'mlp-in': h, 'mlp-out': arch.intermediateSize }
+  for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
+    const d = dims[role]
+    let shared = false
+    let copies = 0
+    for (const m of shape.linears) {
+      if (m.role !== role) continue
+      // A trainable Linear keeps its input for the weight gradient (torch addmm backward).
+      if (full) shared = true
+      // bitsandbytes MatMul4Bit/MatMul8bitLt save their input A after x.to(compute_dtype).
+      if (quantized) {
+        if (S === C) shared = true
+        else copies += C * d
+      }
+      if (lora.has(m.name)) {
+        // peft lora.Linear.forward casts x to lora_A.weight.dtype (fp32) and lora_A keeps it; lora_B keeps A's output.
+        if (S === ADAPTER_BYTES_PER_PARAM) shared = true
+        else copies += ADAPTER_BYTES_PER_PARAM * d
+        copies += ADAPTER_BYTES_PER_PARAM * o.rank
+      }
+    }
+    // flash_attention_2 returns [b, s, heads, d]; o_proj's input is a view of the kernel output saved below.
+    const free = role === 'attn-out' && o.attention === 'flash'
+    perToken += (shared && !free ? S * d : 0) + copies
+  }
+
+  // Attention core: rotated q and k are new tensors; v is a view of the fused qkv output on Phi-3.
+  const vBytes = shape.fusedQkv ? (q + 2 * kv) * S : kv * S
+  let perTokenSeq = 0
+  let mask = 0
+  if (o.attention === 'eager') {
+    // eager repeats k and v to every head (repeat_kv) before the two matmuls that save them.
+    const kSaved = groups > 1 ? q * S : kv * S
+    const vSaved = groups > 1 ? q * S : vBytes
+    perToken += q * S + kSaved + vSaved
+    // Saved probabilities: fp32 softmax output, plus its cast to the query dtype when that differs.
+    perTokenSeq = arch.numAttentionHeads * (SOFTMAX_BYTES + (S === SOFTMAX_BYTES ? 0 : S))
+    // The 4D additive causal mask [b, 1, s, s] in the activations' dtype.
+    mask = S
+  } else {
+    // sdpa (efficient/flash kernels) and flash_attention_2 save q, k, v, the output and a logsumexp.
+    perToken += q * S + kv * S + vBytes + q * S + arch.numAttentionHeads * LOGSUMEXP_BYTES
+  }
+
+  // Gated MLP: act(gate) keeps gate, the product keeps up and act(gate) — 3 x intermediate either fused or not.
+  perToken += 3 * arch.intermediateSize * S
+
+  return {
+    bytesPerToken: perToken,
+    bytesPerTokenSeq: perTokenSeq,
+    checkpointBytesPerToken: h * S,
+    maskBytesPerTokenSeq: mask,
+    dequantBytes: quantized ? shape.largestLinearParams * C : 0,
+  }
+}
+
+export type ActivationTerms = {
+  /** Saved activations alive when backward starts (all blocks, or only checkpoints), bytes. */
+  heldBytes: number
+  /** Extra bytes while one block runs its backward (recompute with checkpointing, gradient buffers), bytes. */
+  layerBackwardBytes: number
+}
+
+/**
+ * Saved activations for a micro-batch: every block's tensors without checkpointing; with it
+ * (transformers gradient_checkpointing), only each block's input plus one block recomputed
+ * at a time.
+ * @example activationTerms(layer, 32, 1, 2048, true).heldBytes
+ */
+export function activationTerms(
+  layer: LayerActivations,
+  numLayers: number,
+  batch: number,
+  seq: number,
+  gradientCheckpointing: boolean,
+): ActivationTerms {
+  const tokens = batch * seq
+  const oneLayer = tokens * layer.bytesPerToken + tokens * seq * layer.bytesPerTokenSeq
+  const mask = tokens * seq * layer.maskBytesPerTokenSeq
+  const workspace = BACKWARD_WORKSPACE_LAYERS * oneLayer + layer.dequantBytes
+  if (gradientCheckpointing) {
+    return { heldBytes: numLayers * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
+  }
+  return { heldBytes: numLayers * oneLayer + mask, layerBackwardBytes: workspace }
+}

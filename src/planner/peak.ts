@@ -1,0 +1,155 @@
+/**
+ * The arithmetic core of the planner: every term of one PlanInput at its peak moment, with no
+ * warnings or formatting, cheap enough for the fit search to call tens of thousands of times.
+ */
+import { BYTES_PER_ELEMENT } from '../units.ts'
+import type { Breakdown, PlanInput } from './types.ts'
+import { ADAPTER_BYTES_PER_PARAM, loraParams } from './adapters.ts'
+import { activationTerms, layerActivations } from './activations.ts'
+import { logitsBytes } from './logits.ts'
+import { optimizerTerms } from './optimizer.ts'
+import { overheadTerms } from './overhead.ts'
+import { modelShape, type ModelShape } from './shape.ts'
+import { matchTargets, type TargetMatch } from './targets.ts'
+import { quantBytesPerParam, weightTerms } from './weights.ts'
+
+export type MemoryTerms = {
+  shape: ModelShape
+  match: TargetMatch
+  trainableParams: number
+  breakdown: Breakdown
+  peakBytes: number
+  peakAllocatedBytes: number
+  /** Which moment sets the peak: loading, the loss at the start of backward, one block's backward, or optimizer.step(). */
+  moment: 'load' | 'loss' | 'block' | 'step'
+}
+
+/** A plan with everything but batch and sequence length fixed; `at` evaluates one (batch, seq). */
+export type PreparedPlan = {
+  at(batch: number, seq: number): MemoryTerms
+}
+
+/**
+ * Does the batch- and length-independent work of a plan once (target matching, weights,
+ * adapters, optimizer, per-token activation coefficients), so that searches over batch and
+ * seq evaluate the full peak with a few multiplications each.
+ * @example prepareTerms(input).at(4, 2048).peakBytes
+ */
+export function prepareTerms(input: PlanInput): PreparedPlan {
+  const shape = modelShape(input.model)
+  const arch = input.model
+  const full = input.method === 'full'
+  const match = matchTargets(shape, input.targets)
+  const trainableParams = full ? arch.params : loraParams(shape, match, input.rank)
+  const quantized = input.quant !== 'none'
+  const w = weightTerms(shape, {
+    method: input.method,
+    dtype: input.dtype,
+    quant: full ? 'none' : input.quant,
+    doubleQuant: input.doubleQuant,
+    phase: input.phase,
+  })
+  const shards = input.gpus > 1 && input.parallelism === 'fsdp' ? input.gpus : 1
+  // FSDP FULL_SHARD gathers one wrapped block at a time and prefetches the next: two unsharded blocks.
+  const gatherBytes =
+    shards > 1 ? 2 * shape.layerParams * (quantized && !full ? quantBytesPerParam(input.quant, input.doubleQuant, input.dtype) : BYTES_PER_ELEMENT[input.dtype]) : 0
+  const weightBytes = w.weightBytes / shards + gatherBytes
+
+  if (input.phase === 'load') {
+    return {
+      at() {
+        const o = overheadTerms(input.device, input.expandableSegments, w.loadTransientBytes, false)
+        const breakdown: Breakdown = {
+          weights: weightBytes + w.loadTransientBytes,
+          adapters: 0,
+          gradients: 0,
+          optimizer: 0,
+          activations: 0,
+          logits: 0,
+          overhead: o.contextBytes + o.slackBytes + o.workspaceBytes,
+        }
+        return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, 'load')
+      },
+    }
+  }
+
+  const paramBytes = full ? BYTES_PER_ELEMENT[input.dtype] : ADAPTER_BYTES_PER_PARAM
+  const adapterBytes = full ? 0 : (trainableParams * ADAPTER_BYTES_PER_PARAM) / shards
+  const gradientBytes = (trainableParams * paramBytes) / shards
+  const largestTrainableTensor = full
+    ? Math.max(shape.largestUnquantizedParams, shape.largestLinearParams)
+    : Math.max(0, ...match.modules.map((m) => input.rank * Math.max(m.inFeatures, m.outFeatures)))
+  const opt = optimizerTerms(input.optimizer, trainableParams / shards, paramBytes, largestTrainableTensor / shards, input.device)
+  // DDP keeps gradient buckets beside .grad (gradient_as_bucket_view=False): one more gradient-sized buffer.
+  const bucketBytes = input.gpus > 1 && input.parallelism === 'ddp' ? trainableParams * paramBytes : 0
+  const layer = layerActivations(shape, match, {
+    method: input.method,
+    dtype: input.dtype,
+    quant: full ? 'none' : input.quant,
+    kbitPrepared: quantized && !full,
+    attention: input.attention,
+    gradientCheckpointing: input.gradientCheckpointing,
+    rank: input.rank,
+  })
+  // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
+  const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
+  const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
+  const stepAllocated = resident + gradientBytes + opt.stepTransientBytes
+
+  return {
+    at(batch: number, seq: number): MemoryTerms {
+      const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing)
+      const loss = logitsBytes(arch.vocabSize, batch, seq)
+      const lossWins = loss >= act.layerBackwardBytes
+      const backwardChurn = act.heldBytes + (lossWins ? loss : act.layerBackwardBytes)
+      const backwardAllocated = resident + headGradBytes + backwardChurn
+      const stepWins = stepAllocated > backwardAllocated
+      const churn = stepWins ? opt.stepTransientBytes : backwardChurn
+      const o = overheadTerms(input.device, input.expandableSegments, churn, true)
+      const breakdown: Breakdown = {
+        weights: weightBytes,
+        adapters: adapterBytes,
+        gradients: (stepWins ? gradientBytes : headGradBytes) + bucketBytes,
+        optimizer: opt.stateBytes + (stepWins ? opt.stepTransientBytes : 0),
+        activations: stepWins ? 0 : act.heldBytes + (lossWins ? 0 : act.layerBackwardBytes),
+        logits: stepWins || !lossWins ? 0 : loss,
+        overhead: o.contextBytes + o.slackBytes + o.workspaceBytes,
+      }
+      return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, stepWins ? 'step' : lossWins ? 'loss' : 'block')
+    },
+  }
+}
+
+/**
+ * Every term of the plan at the moment of peak memory on one device.
+ * @example memoryTerms(input).peakBytes
+ */
+export function memoryTerms(input: PlanInput): MemoryTerms {
+  return prepareTerms(input).at(input.batch, input.seq)
+}
+
+function finish(
+  shape: ModelShape,
+  match: TargetMatch,
+  trainableParams: number,
+  breakdown: Breakdown,
+  notAllocatedBytes: number,
+  moment: MemoryTerms['moment'],
+): MemoryTerms {
+  const b = breakdown
+  b.weights = Math.round(b.weights)
+  b.adapters = Math.round(b.adapters)
+  b.gradients = Math.round(b.gradients)
+  b.optimizer = Math.round(b.optimizer)
+  b.activations = Math.round(b.activations)
+  b.logits = Math.round(b.logits)
+  b.overhead = Math.round(b.overhead)
+  const peakBytes = b.weights + b.adapters + b.gradients + b.optimizer + b.activations + b.logits + b.overhead
+  const peakAllocatedBytes = peakBytes - Math.round(notAllocatedBytes)
+  return { shape, match, trainableParams, breakdown, peakBytes, peakAllocatedBytes, moment }
+}
+
+/** Peak bytes only, for searches. @example peakBytesOf({ ...input, seq: 4096 }) */
+export function peakBytesOf(input: PlanInput): number {
+  return memoryTerms(input).peakBytes
+}

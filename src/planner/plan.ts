@@ -1,0 +1,93 @@
+/**
+ * planMemory: the MemoryPlan of DESIGN.md §2.1 for one fully resolved input. Pure and
+ * synchronous; the CLI, the HTTP API and the fit search all go through here.
+ */
+import { formatGiB } from '../units.ts'
+import type { MemoryPlan, PlanInput, PlanWarning } from './types.ts'
+import { maxSeqLen } from './fit.ts'
+import { memoryTerms, type MemoryTerms } from './peak.ts'
+import { unmatchedMessage } from './targets.ts'
+import { usableMemoryBytes } from './overhead.ts'
+
+/**
+ * Predicts peak device memory per component, trainable parameters, and what fits on input.gpu.
+ * @example planMemory(input).peakBytes / 1e9 // ≈5.3 for the seed case: Phi-3-mini QLoRA at 2,048 tokens
+ */
+export function planMemory(input: PlanInput): MemoryPlan {
+  const t = memoryTerms(input)
+  const arch = input.model
+  const gpu = input.gpu
+  const usable = gpu ? usableMemoryBytes(gpu) : null
+  const fits = usable !== null ? t.peakBytes <= usable : null
+  const headroomBytes = usable !== null ? usable - t.peakBytes : null
+  const base = arch.params
+  return {
+    model: { name: arch.name, params: base },
+    phase: input.phase,
+    device: input.device,
+    peakBytes: t.peakBytes,
+    peakAllocatedBytes: t.peakAllocatedBytes,
+    breakdown: t.breakdown,
+    trainableParams: t.trainableParams,
+    // peft print_trainable_parameters: 100 * trainable / all parameters (adapters included).
+    trainablePercent: input.method === 'full' ? 100 : (100 * t.trainableParams) / (base + t.trainableParams),
+    matchedTargets: input.method === 'full' ? [] : t.match.matched,
+    unmatchedTargets: input.method === 'full' ? [] : t.match.unmatched,
+    gpu: gpu ? { name: gpu.name, memoryBytes: gpu.memoryBytes } : null,
+    fits,
+    headroomBytes,
+    maxSeqLen: gpu ? maxSeqLen(input) : null,
+    warnings: warningsFor(input, t),
+  }
+}
+
+function warningsFor(input: PlanInput, t: MemoryTerms): PlanWarning[] {
+  const warnings: PlanWarning[] = []
+  const arch = input.model
+  const gpu = input.gpu
+  if (input.method !== 'full' && t.match.unmatched.length > 0) {
+    warnings.push({ code: 'target_unmatched', message: unmatchedMessage(t.shape, t.match.unmatched, arch.name) })
+  }
+  if (input.method !== 'full' && t.trainableParams === 0) {
+    warnings.push({
+      code: 'no_target_matched',
+      message: `no LoRA target matches a module of ${arch.name}, so peft would refuse to start ("Target modules ... not found"): use --targets all-linear`,
+    })
+  }
+  if (input.phase === 'train' && input.seq > arch.maxPositionEmbeddings) {
+    warnings.push({
+      code: 'seq_beyond_model',
+      message: `--seq ${input.seq} is longer than ${arch.name}'s max_position_embeddings ${arch.maxPositionEmbeddings}: lower --seq`,
+    })
+  }
+  if (gpu && input.device === 'cuda' && input.dtype === 'bf16' && !gpu.bf16) {
+    warnings.push({
+      code: 'bf16_unsupported',
+      message: `the ${gpu.name} (compute capability ${gpu.computeCapability}) has no native bfloat16: use --dtype fp16`,
+    })
+  }
+  if (gpu && input.attention === 'flash' && Number(gpu.computeCapability) < 8) {
+    warnings.push({
+      code: 'flash_unsupported',
+      message: `flash_attention_2 needs compute capability 8.0 or newer and the ${gpu.name} has ${gpu.computeCapability}: use --attention sdpa`,
+    })
+  }
+  if (gpu && t.peakBytes > usableMemoryBytes(gpu)) {
+    warnings.push({ code: 'does_not_fit', message: doesNotFit(input, t.peakBytes) })
+  }
+  return warnings
+}
+
+function doesNotFit(input: PlanInput, peakBytes: number): string {
+  const gpu = input.gpu!
+  const need = `needs ${formatGiB(peakBytes)}, the ${gpu.name} has ${formatGiB(usableMemoryBytes(gpu))} usable`
+  if (input.phase === 'load') return `${need}: use --quant nf4 or a larger GPU`
+  const fixes: string[] = []
+  if (input.quant === 'none' && input.method !== 'full') fixes.push('--method qlora --quant nf4')
+  if (input.method === 'full') fixes.push('--method lora')
+  if (!input.gradientCheckpointing) fixes.push('--grad-checkpointing')
+  if (input.attention === 'eager') fixes.push('--attention sdpa')
+  if (input.batch > 1) fixes.push('a lower --batch')
+  else fixes.push('a lower --seq')
+  return `${need}: use ${fixes.join(', or ')}`
+}

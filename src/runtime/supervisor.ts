@@ -1,0 +1,411 @@
+/**
+ * The supervisor: the only place in Headroom that spawns processes. `startRun` turns
+ * TuneOptions into one trainer process (python -m headroom_runtime.train), reads its JSON-lines
+ * event stream, keeps <output>/run.json current, forwards SIGINT/SIGTERM, and resolves `done`
+ * with the run summary. `ensurePythonEnv` builds the project venv when it is missing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { ConfigError, ExitError } from '../errors.ts'
+import { parseEventLine, type RunSummary, type TrainerEvent } from './events.ts'
+import type { RunHandle, TuneOptions } from './types.ts'
+import { resolveResume } from './checkpoints.ts'
+import { resolveDevice } from './device.ts'
+import { describeExit, stateForExit } from './exit-codes.ts'
+import { runtimePaths, setupCommands, setupNeeds, type RuntimePaths } from './python-env.ts'
+import { predictRun, type RunPrediction } from './prediction.ts'
+import { writeAutoFitConfig } from './auto-fit.ts'
+import { oomAdvice } from './oom-advice.ts'
+import { newRunId } from './run-id.ts'
+import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
+
+/** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
+export type SupervisorOptions = {
+  /** Command and leading arguments for the trainer; the trainer flags are appended. */
+  trainer?: { command: string; args: string[] }
+  /** Forward this process's SIGINT/SIGTERM to the trainer while it runs (default true). */
+  forwardSignals?: boolean
+  /** Create the venv and default assets when missing (default: true unless `trainer` is set). */
+  ensureEnv?: boolean
+  /** Set-up progress lines (default: stderr). */
+  onProgress?: (line: string) => void
+  /** Skip the planner (tests of the event plumbing). */
+  predict?: boolean
+  paths?: RuntimePaths
+}
+
+/**
+ * Makes sure `.venv` matches python/requirements.lock and the tiny default model exists,
+ * printing one progress line per step. Idempotent: when nothing is missing it runs nothing.
+ * @example await ensurePythonEnv({ onProgress: (l) => console.error(l) })
+ */
+export async function ensurePythonEnv(opts: { paths?: RuntimePaths; onProgress?: (line: string) => void } = {}): Promise<RuntimePaths> {
+  const paths = opts.paths ?? runtimePaths()
+  const progress = opts.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`))
+  for (const step of setupCommands(paths, setupNeeds(paths))) {
+    progress(step.label)
+    const { code, output } = await runQuiet(step.command, step.args, { ...process.env, ...step.env }, paths.root)
+    if (code !== 0) {
+      throw new ExitError(`Python runtime set-up failed: \`${step.command} ${step.args.join(' ')}\` exited with ${code}:\n${output.slice(-2000)}\nRun bash scripts/setup.sh to see the full output.`, { exitCode: 1 })
+    }
+    if (step.stampAfter) copyFileSync(paths.lockFile, paths.stampFile)
+  }
+  return paths
+}
+
+function runQuiet(command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ code: number; output: string }> {
+  return new Promise((done) => {
+    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    child.on('error', (err) => done({ code: 127, output: `${output}${err.message}` }))
+    child.on('close', (code) => done({ code: code ?? 1, output }))
+  })
+}
+
+/** Steps between run.json rewrites while training; events other than `step` always write. */
+const RECORD_INTERVAL_MS = 1000
+
+/** One supervised trainer process (two when --auto-fit retries after an OOM). */
+export class SupervisedRun extends EventEmitter implements RunHandle {
+  readonly id: string
+  readonly outputDir: string
+  readonly done: Promise<RunSummary>
+  /** The planner's prediction for this run, or null (with `record.predictionError`). */
+  prediction: RunPrediction | null = null
+  /** The last `error` and `oom` events, for the CLI's message. */
+  lastError: Extract<TrainerEvent, { type: 'error' }> | null = null
+  lastOom: Extract<TrainerEvent, { type: 'oom' }> | null = null
+  /** After an OOM: the planner's fix in plain words ("at 6,144 tokens this needs …"). */
+  oomAdvice: string | null = null
+  /** Set when --auto-fit retried: what changed and the config file it wrote. */
+  autoFit: { configPath: string; message: string } | null = null
+  readonly record: RunRecord
+  private child: ChildProcess | null = null
+  private requested: 'SIGTERM' | 'SIGINT' | undefined
+  private signalsSeen = 0
+  private lastWrite = 0
+  private finish!: (summary: RunSummary) => void
+
+  constructor(id: string, outputDir: string, record: RunRecord) {
+    super()
+    this.id = id
+    this.outputDir = outputDir
+    this.record = record
+    this.done = new Promise((resolveDone) => (this.finish = resolveDone))
+  }
+
+  cancel(signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): void {
+    this.requested = signal
+    this.signalsSeen += 1
+    const child = this.child
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+    // A third request means the trainer is stuck in its shutdown: stop waiting for it.
+    child.kill(this.signalsSeen >= 3 ? 'SIGKILL' : signal)
+  }
+
+  /** @internal */
+  attach(child: ChildProcess): void {
+    this.child = child
+  }
+
+  /** @internal */
+  emitLog(line: string): void {
+    this.emit('log', line)
+  }
+
+  /** @internal */
+  emitEvent(event: TrainerEvent): void {
+    this.emit('event', event)
+  }
+
+  /** @internal */
+  saveRecord(force = false): void {
+    const now = Date.now()
+    if (!force && now - this.lastWrite < RECORD_INTERVAL_MS) return
+    this.lastWrite = now
+    writeRunRecord(this.record)
+  }
+
+  /** @internal */
+  resolveDone(summary: RunSummary): void {
+    this.finish(summary)
+  }
+
+  get requestedSignal(): 'SIGTERM' | 'SIGINT' | undefined {
+    return this.requested
+  }
+}
+
+/**
+ * Starts a fine-tune and returns at once; follow it with `on('event' | 'log')` and `done`.
+ * Rejects only for problems found before the trainer starts (a config file that does not
+ * parse, a --resume without checkpoints, a broken Python set-up).
+ * @example const run = await startRun({ maxSteps: 10 }); run.on('event', console.log); await run.done
+ */
+export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): Promise<SupervisedRun> {
+  const paths = sup.paths ?? runtimePaths()
+  if (sup.ensureEnv ?? !sup.trainer) await ensurePythonEnv({ paths, onProgress: sup.onProgress })
+
+  const resume = opts.resume ? resolveResume(opts.resume) : null
+  // A resumed run keeps what it was started with unless the user says otherwise now.
+  if (resume) opts = { ...resumableOptions(readRunRecord(resume.runDir)?.options), ...definedOnly(opts) }
+  const freshId = opts.runId ?? newRunId()
+  const outputDir = resolve(opts.output ?? resume?.runDir ?? join('runs', freshId))
+  const device = resolveDevice(opts.device, paths.venvDir)
+  // Only a resumed run continues an earlier record; a new run in a used directory starts clean.
+  const previous = resume ? readRunRecord(outputDir) : null
+  // Resuming into the same directory continues the same run, under its original id.
+  const id = opts.runId ?? (resume && typeof previous?.id === 'string' ? previous.id : resume && !opts.output ? basename(outputDir) : freshId)
+
+  let prediction: RunPrediction | null = null
+  let predictionError: string | undefined
+  if (sup.predict !== false) {
+    try {
+      prediction = await predictRun({ config: opts.config, model: opts.model, device, method: opts.method })
+    } catch (err) {
+      // A config that does not parse stops the run here, with YAML line numbers; anything
+      // else (a model the catalog cannot describe) only costs the prediction.
+      if (err instanceof ConfigError) throw err
+      predictionError = err instanceof Error ? err.message : String(err)
+    }
+  }
+
+  mkdirSync(outputDir, { recursive: true })
+  const record: RunRecord = {
+    id,
+    state: 'running',
+    outputDir,
+    createdAt: typeof previous?.createdAt === 'string' ? previous.createdAt : new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    device,
+    options: recordedOptions(opts),
+    ...(resume ? { resumedFrom: resume.checkpoint } : {}),
+    prediction: prediction?.record ?? null,
+    ...(predictionError ? { predictionError } : {}),
+    progress: { step: 0, totalSteps: opts.maxSteps ?? 0, loss: null, tokensPerSecond: null, maxSeqLen: null, memory: null },
+    eventCounts: {},
+    checkpoints: Array.isArray(previous?.checkpoints) ? previous.checkpoints : [],
+    summary: {
+      state: 'running',
+      steps: 0,
+      // A resumed run continues the same loss curve: its first loss is the original's.
+      firstLoss: resume && typeof previous?.summary?.firstLoss === 'number' ? previous.summary.firstLoss : null,
+      lastLoss: null,
+      adapterDir: null,
+      device,
+      predictedPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
+      measuredPeakBytes: null,
+    },
+  }
+  const run = new SupervisedRun(id, outputDir, record)
+  run.prediction = prediction
+  run.saveRecord(true)
+
+  const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
+    const args = trainerArgs({ ...opts, method }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
+    const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
+    const child = spawn(trainer.command, [...trainer.args, ...args], {
+      cwd: process.cwd(),
+      env: {
+        ...process.env,
+        PYTHONPATH: [paths.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(':'),
+        PYTHONUNBUFFERED: '1',
+        HEADROOM_RUN_ID: id,
+        ...opts.env,
+      },
+      // Its own process group: a terminal Ctrl-C reaches only us, and we forward it once.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    run.attach(child)
+    record.pid = child.pid
+    const unforward = sup.forwardSignals === false ? () => {} : forwardSignals(run)
+    const killOnExit = () => child.kill('SIGKILL')
+    process.on('exit', killOnExit)
+
+    const stdoutDone = pipeLines(child.stdout!, (line) => onStdout(run, line))
+    const stderrDone = pipeLines(child.stderr!, (line) => run.emitLog(line))
+    let spawnError: Error | null = null
+    child.on('error', (err) => (spawnError = err))
+    child.on('close', async (code, signal) => {
+      await Promise.all([stdoutDone, stderrDone])
+      unforward()
+      process.off('exit', killOnExit)
+      const state = spawnError ? 'failed' : stateForExit(code, signal, run.requestedSignal)
+      const reason = spawnError ? `could not start the trainer: ${(spawnError as Error).message}` : describeExit(code, signal)
+      if (state === 'oom' && opts.autoFit && attempt === 0 && prediction) {
+        const fit = writeAutoFitConfig({ prediction, oom: run.lastOom, outputDir })
+        if (fit) {
+          run.oomAdvice = oomAdvice(prediction, run.lastOom)
+          run.autoFit = { configPath: fit.configPath, message: fit.message }
+          run.emitLog(`headroom: out of memory; --auto-fit retries once with the planner's configuration (${fit.message}): ${fit.configPath}`)
+          // The retry is a fresh run in the same directory, planned for its new configuration.
+          prediction = fit.prediction
+          run.prediction = prediction
+          record.prediction = prediction.record
+          record.autoFit = { configPath: fit.configPath, changes: fit.message, firstAttempt: { oom: record.oom, advice: run.oomAdvice } }
+          record.summary = { ...record.summary, steps: 0, firstLoss: null, lastLoss: null, measuredPeakBytes: null, predictedPeakBytes: prediction.record.peakAllocatedBytes }
+          record.progress = { ...record.progress, step: 0, maxSeqLen: null, memory: null }
+          delete record.oom
+          record.eventCounts = {}
+          run.lastOom = null
+          launch(fit.configPath, 1, fit.method)
+          return
+        }
+      }
+      finalize(run, state, { code, signal, reason })
+    })
+  }
+  launch(opts.config, 0)
+  return run
+}
+
+const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows'] as const
+
+function resumableOptions(options: unknown): Partial<TuneOptions> {
+  if (!options || typeof options !== 'object') return {}
+  const picked: Record<string, unknown> = {}
+  for (const key of RESUMABLE) if ((options as Record<string, unknown>)[key] !== undefined) picked[key] = (options as Record<string, unknown>)[key]
+  return picked as Partial<TuneOptions>
+}
+
+/** The options as run.json keeps them: paths made absolute so --resume works from anywhere. */
+function recordedOptions(opts: TuneOptions): Record<string, unknown> {
+  const absolute = (p: string | undefined) => (p && existsSync(p) ? resolve(p) : p)
+  const { env: _env, ...rest } = opts
+  return definedOnly({ ...rest, config: absolute(opts.config), model: absolute(opts.model), data: absolute(opts.data) })
+}
+
+function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
+function trainerArgs(
+  opts: TuneOptions,
+  ctx: { outputDir: string; device: 'cpu' | 'cuda'; configPath?: string; resumeFrom?: string; prediction: RunPrediction | null },
+): string[] {
+  const args = ['--output', ctx.outputDir, '--device', ctx.device]
+  if (ctx.configPath) args.push('--config', resolve(ctx.configPath))
+  if (opts.model) args.push('--model', existsSync(opts.model) ? resolve(opts.model) : opts.model)
+  if (opts.data) args.push('--data', /^[a-z]+:\/\//i.test(opts.data) ? opts.data : resolve(opts.data))
+  if (opts.maxSteps !== undefined) args.push('--max-steps', String(opts.maxSteps))
+  if (ctx.resumeFrom) args.push('--resume-from', ctx.resumeFrom)
+  if (opts.skipBadRows) args.push('--skip-bad-rows')
+  if (opts.method && opts.method !== 'auto') args.push('--method', opts.method)
+  if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
+  return args
+}
+
+function pipeLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
+  return new Promise((done) => {
+    const lines = createInterface({ input: stream, crlfDelay: Infinity })
+    lines.on('line', onLine)
+    lines.on('close', () => done())
+  })
+}
+
+function onStdout(run: SupervisedRun, line: string): void {
+  const parsed = parseEventLine(line)
+  if (parsed.kind === 'log') return run.emitLog(line)
+  if (parsed.kind === 'invalid') {
+    // Contract drift must be loud: the line still reaches the log, with why it was refused.
+    return run.emitLog(`headroom: warning: trainer line does not match the event schema (${parsed.error}): ${line}`)
+  }
+  const event = parsed.event
+  applyEvent(run, event)
+  run.emitEvent(event)
+  run.saveRecord(event.type !== 'step')
+}
+
+/** Folds one event into the run's record and summary. */
+function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
+  const r = run.record
+  r.eventCounts[event.type] = (r.eventCounts[event.type] ?? 0) + 1
+  switch (event.type) {
+    case 'start':
+      r.device = event.device
+      r.summary.device = event.device
+      r.progress.totalSteps = event.totalSteps
+      if (r.summary.predictedPeakBytes === null && event.predicted) r.summary.predictedPeakBytes = event.predicted.peakAllocatedBytes
+      return
+    case 'step':
+      r.progress.step = event.step
+      r.progress.totalSteps = event.totalSteps
+      r.progress.loss = event.loss
+      r.progress.tokensPerSecond = event.tokensPerSecond
+      r.progress.memory = event.memory
+      if (event.seqLen !== undefined) r.progress.maxSeqLen = Math.max(r.progress.maxSeqLen ?? 0, event.seqLen)
+      r.summary.steps = event.step
+      if (r.summary.firstLoss === null) r.summary.firstLoss = event.loss
+      r.summary.lastLoss = event.loss
+      r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes)
+      return
+    case 'checkpoint':
+      r.checkpoints = [...r.checkpoints.filter((c) => c.path !== event.path), { step: event.step, path: event.path, reason: event.reason }]
+      return
+    case 'oom':
+      run.lastOom = event
+      r.oom = { step: event.step, seqLen: event.seqLen, batch: event.batch, message: event.message, tried: event.tried }
+      return
+    case 'error':
+      run.lastError = event
+      r.error = { kind: event.kind, message: event.message, ...(event.path ? { path: event.path } : {}) }
+      return
+    case 'done': {
+      const s = event.summary
+      r.summary.steps = s.steps
+      if (r.summary.firstLoss === null) r.summary.firstLoss = s.firstLoss
+      r.summary.lastLoss = s.lastLoss ?? r.summary.lastLoss
+      r.summary.adapterDir = s.adapterDir
+      r.summary.device = s.device
+      if (s.measuredPeakBytes !== null) r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, s.measuredPeakBytes)
+      return
+    }
+    case 'eval':
+      return
+  }
+}
+
+function finalize(run: SupervisedRun, state: RunRecord['state'], exit: { code: number | null; signal: NodeJS.Signals | null; reason: string }): void {
+  const r = run.record
+  r.state = state
+  r.summary.state = state
+  r.exit = { code: exit.code, signal: exit.signal, reason: exit.reason }
+  r.finishedAt = new Date().toISOString()
+  if (state === 'succeeded' && r.summary.adapterDir === null && existsSync(join(run.outputDir, 'adapter_config.json'))) {
+    r.summary.adapterDir = run.outputDir
+  }
+  // Only a finished run has an adapter to point at; a checkpoint is not one.
+  if (state !== 'succeeded') r.summary.adapterDir = null
+  if (state === 'failed' && !r.error) r.error = { kind: 'internal', message: exit.reason }
+  if (state === 'oom' && run.prediction && run.lastOom) {
+    run.oomAdvice = oomAdvice(run.prediction, run.lastOom)
+    if (r.oom && run.oomAdvice) r.oom = { ...r.oom, advice: run.oomAdvice }
+  }
+  const observed = r.progress.maxSeqLen
+  if (run.prediction && observed && observed < run.prediction.record.seq) {
+    const again = run.prediction.atSeq(observed)
+    r.prediction = { ...run.prediction.record, atObservedSeq: { seq: observed, ...again } }
+  }
+  if (run.prediction) r.summary.predictedPeakBytes = r.prediction!.atObservedSeq?.peakAllocatedBytes ?? r.prediction!.peakAllocatedBytes
+  delete r.pid
+  run.saveRecord(true)
+  run.resolveDone({ ...r.summary })
+}
+
+/** Forwards SIGINT/SIGTERM sent to this process to the trainer; returns the uninstaller. */
+function forwardSignals(run: SupervisedRun): () => void {
+  const onInt = () => run.cancel('SIGINT')
+  const onTerm = () => run.cancel('SIGTERM')
+  process.on('SIGINT', onInt)
+  process.on('SIGTERM', onTerm)
+  return () => {
+    process.off('SIGINT', onInt)
+    process.off('SIGTERM', onTerm)
+  }
+}

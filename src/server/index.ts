@@ -1,0 +1,13 @@
+/** `headroom server`: the HTTP API, SSE, /metrics and the dashboard, plus the client side of `tune --server`. */
+export { createApp, DEFAULT_BODY_LIMIT_BYTES } from './app.ts'
+export type { AppDeps } from './app.ts'
+export { startServer } from './server.ts'
+export type { ServerOptions, RunningServer } from './server.ts'
+export { RunHub } from './hub.ts'
+export { defaultServices } from './services.ts'
+export type { Services, CheckInput } from './services.ts'
+export { HttpError } from './http-error.ts'
+export { reportRun } from './client.ts'
+export { RunStore, openDb } from '../store/index.ts'
+export type { RunRecord as StoredRun, StoredEvent, Sample } from '../store/index.ts'
+export { RunMetrics } from '../metrics/index.ts'

@@ -1,0 +1,27 @@
+/**
+ * POST /v1/plans answers the same MemoryPlan as `headroom plan --json` for the same flags;
+ * POST /v1/checks validates a tuning config as `headroom check --json` does.
+ */
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { readJson, readJsonRaw } from '../body.ts'
+import type { Services } from '../services.ts'
+
+const checkBody = z
+  .object({
+    /** The ConfigMap or bare training_config YAML, as text. */
+    config: z.string().min(1).max(512 * 1024),
+    model: z.string().min(1).max(512).optional(),
+    gpu: z.string().min(1).max(128).optional(),
+    seq: z.number().int().positive().max(10_000_000).optional(),
+    method: z.enum(['lora', 'qlora']).optional(),
+    /** cluster adds KAITO's rules for a Workspace (output_dir under /mnt). */
+    target: z.enum(['local', 'cluster']).optional(),
+  })
+  .strict()
+
+export function planRoutes(services: Services): Hono {
+  return new Hono()
+    .post('/plans', async (c) => c.json(await services.plan(await readJsonRaw(c))))
+    .post('/checks', async (c) => c.json(await services.check(await readJson(c, checkBody))))
+}

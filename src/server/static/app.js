@@ -1,0 +1,280 @@
+// The Headroom dashboard: a plan explorer, a runs list and a live run view. Plain ES
+// modules, no build step; every number comes from the same API the CLI's library serves.
+import { GIB, gib, drawBreakdown, curveChart, memoryChart, stepChart } from '/static/charts.js'
+
+const $ = (sel) => document.querySelector(sel)
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+async function api(path, init) {
+  const res = await fetch(path, init)
+  const body = await res.json().catch(() => null)
+  if (!res.ok) {
+    const issues = body?.issues ?? [{ path: '', message: `${res.status} ${res.statusText}` }]
+    throw new Error(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '))
+  }
+  return body
+}
+
+const planOf = (flags) => api('/v1/plans', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flags) })
+
+// ---------- routing ----------
+
+let leaveView = () => {}
+function route() {
+  leaveView()
+  leaveView = () => {}
+  const hash = location.hash || '#/plan'
+  const run = hash.match(/^#\/runs\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})$/)
+  const name = run ? 'run' : hash.startsWith('#/runs') ? 'runs' : 'plan'
+  for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${name}`
+  for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === (name === 'run' ? 'runs' : name))
+  if (name === 'plan') showPlan()
+  else if (name === 'runs') leaveView = showRuns()
+  else leaveView = showRun(run[1])
+}
+
+// ---------- plan explorer ----------
+
+let catalogLoaded = false
+let curve = null
+let curveGpu = null
+let generation = 0
+
+async function loadCatalog() {
+  const [{ models }, { gpus }] = await Promise.all([api('/v1/models'), api('/v1/gpus')])
+  const params = new URLSearchParams(location.hash.split('?')[1] ?? '')
+  const modelSel = $('#f-model')
+  for (const m of models) modelSel.append(new Option(`${m.name} (${(m.params / 1e9).toFixed(1)}B)`, m.name))
+  modelSel.value = params.get('model') ?? (models.some((m) => m.name === 'phi-3-mini-128k-instruct') ? 'phi-3-mini-128k-instruct' : models[0]?.name)
+  const gpuSel = $('#f-gpu')
+  for (const g of gpus) gpuSel.append(new Option(`${g.name} (${gib(g.memoryBytes, 0)})`, g.name))
+  gpuSel.value = params.get('gpu') ?? (gpus.some((g) => g.name === 'A100-80GB') ? 'A100-80GB' : gpus[0]?.name)
+  for (const key of ['method', 'batch', 'seq', 'rank']) if (params.has(key)) $(`#f-${key}`).value = params.get(key)
+  catalogLoaded = models
+}
+
+function formFlags() {
+  const f = new FormData($('#plan-form'))
+  return {
+    model: f.get('model'),
+    gpu: f.get('gpu'),
+    method: f.get('method'),
+    batch: Number(f.get('batch')),
+    seq: Number(f.get('seq')),
+    rank: Number(f.get('rank')),
+  }
+}
+
+async function showPlan() {
+  try {
+    if (!catalogLoaded) {
+      await loadCatalog()
+      let timer
+      $('#plan-form').addEventListener('input', () => {
+        clearTimeout(timer)
+        timer = setTimeout(updatePlan, 250)
+      })
+    }
+    await updatePlan()
+  } catch (err) {
+    showError(err)
+  }
+}
+
+function showError(err) {
+  const box = $('#plan-error')
+  box.textContent = err ? String(err.message ?? err) : ''
+  box.hidden = !err
+}
+
+/** Sequence lengths for the curve: up to past where both methods stop fitting, within the model's context. */
+function seqRange(maxPos, seq, maxSeqs) {
+  const reach = Math.max(seq, ...maxSeqs.filter((n) => n != null)) * 1.5
+  let top = 1024
+  while (top < reach && top < maxPos) top *= 2
+  top = Math.min(top, maxPos)
+  const n = 24
+  const even = Array.from({ length: n }, (_, i) => Math.round((top * (i + 1)) / n))
+  // Short sequences and the chosen one too, so the curve starts near zero and passes through the form's point.
+  return [...new Set([256, seq, ...even])].filter((s) => s >= 1 && s <= top).sort((a, b) => a - b)
+}
+
+async function updatePlan() {
+  const gen = ++generation
+  const flags = formFlags()
+  let plan
+  try {
+    plan = await planOf(flags)
+  } catch (err) {
+    if (gen === generation) showError(err)
+    return
+  }
+  if (gen !== generation) return
+  showError(null)
+  drawBreakdown($('#breakdown'), $('#breakdown-legend'), plan)
+  const fit = plan.fits == null ? '' : plan.fits ? `<span class="fits">fits</span> with ${gib(plan.headroomBytes)} to spare` : `<span class="nofit">does not fit</span>: ${gib(-plan.headroomBytes)} over`
+  const maxSeq = plan.maxSeqLen != null ? ` · longest sequence that fits: <strong>${plan.maxSeqLen.toLocaleString('en-US')}</strong> tokens` : ''
+  $('#plan-summary').innerHTML = `<strong>${gib(plan.peakBytes)}</strong> peak on ${plan.gpu ? esc(plan.gpu.name) : 'the device'}: ${fit}${maxSeq} · ${plan.trainableParams.toLocaleString('en-US')} trainable parameters (${plan.trainablePercent.toFixed(2)}%)`
+
+  // The curve: LoRA and QLoRA over a range of sequence lengths, everything else as chosen.
+  const model = catalogLoaded.find((m) => m.name === flags.model)
+  const base = { ...flags }
+  delete base.method
+  const ends = await Promise.all(['lora', 'qlora'].map((method) => planOf({ ...base, method }).catch(() => null)))
+  if (gen !== generation) return
+  const seqs = seqRange(model?.maxPositionEmbeddings ?? 4096, flags.seq, ends.map((p) => p?.maxSeqLen ?? null))
+  const points = await Promise.all(
+    ['lora', 'qlora'].map((method) => Promise.all(seqs.map((seq) => planOf({ ...base, method, seq }).then((p) => p.peakBytes / GIB, () => null)))),
+  )
+  if (gen !== generation) return
+  const gpuGiB = plan.gpu ? plan.gpu.memoryBytes / GIB : null
+  if (!curve || curveGpu !== plan.gpu?.name) {
+    curve?.destroy()
+    curve = curveChart($('#curve'), plan.gpu?.name ?? 'GPU', gpuGiB)
+    curveGpu = plan.gpu?.name
+  }
+  curve.setData([seqs, points[0], points[1], seqs.map(() => gpuGiB)])
+  document.body.dataset.planDrawn = String(gen)
+}
+
+// ---------- runs list ----------
+
+const when = (ms) => new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+const signedPercent = (r) => `${r >= 0 ? '+' : '−'}${Math.abs(r * 100).toFixed(1)}%`
+const bytesOr = (b) => (b == null ? '–' : gib(b, 2))
+
+function showRuns() {
+  let stopped = false
+  const refresh = async () => {
+    if (stopped) return
+    try {
+      const { runs } = await api('/v1/runs?limit=200')
+      const body = $('#runs-body')
+      body.replaceChildren(
+        ...runs.map((r) => {
+          const tr = document.createElement('tr')
+          tr.dataset.id = r.id
+          const cells = [r.id, r.state, r.model ?? '–', r.method ?? '–', r.deviceName ?? r.device ?? '–', `${r.steps}${r.totalSteps ? ` / ${r.totalSteps}` : ''}`, bytesOr(r.predictedPeakBytes), bytesOr(r.measuredPeakBytes), when(r.createdAt)]
+          cells.forEach((text, i) => {
+            const td = document.createElement('td')
+            if (i === 0) {
+              const a = document.createElement('a')
+              a.href = `#/runs/${r.id}`
+              a.textContent = text
+              td.append(a)
+            } else if (i === 1) {
+              td.innerHTML = `<span class="badge"></span>`
+              td.firstChild.textContent = text
+              td.firstChild.classList.add(text)
+            } else td.textContent = text
+            if (i >= 5 && i <= 7) td.className = 'num'
+            tr.append(td)
+          })
+          tr.addEventListener('click', () => (location.hash = `#/runs/${r.id}`))
+          return tr
+        }),
+      )
+      $('#runs-empty').hidden = runs.length > 0
+    } catch (err) {
+      $('#runs-empty').hidden = false
+      $('#runs-empty').textContent = String(err.message ?? err)
+    }
+  }
+  refresh()
+  const timer = setInterval(refresh, 4000)
+  return () => {
+    stopped = true
+    clearInterval(timer)
+  }
+}
+
+// ---------- live run view ----------
+
+function showRun(id) {
+  $('#run-id').textContent = id
+  const charts = {
+    mem: memoryChart($('#mem-chart')),
+    loss: stepChart($('#loss-chart'), { label: 'Loss', yLabel: 'Loss', color: '#e64980', digits: 4 }),
+    tps: stepChart($('#tps-chart'), { label: 'Tokens/s', yLabel: 'Tokens per second', color: '#12b886', digits: 0, yFrom0: true }),
+  }
+  const d = { t0: null, predicted: null, time: [], alloc: [], reserved: [], peak: [], used: [], steps: [], loss: [], tps: [] }
+  let pending = false
+  const redraw = () => {
+    if (pending) return
+    pending = true
+    requestAnimationFrame(() => {
+      pending = false
+      const pred = d.time.map(() => (d.predicted == null ? null : d.predicted / GIB))
+      charts.mem.setData([d.time, d.alloc, d.reserved, d.peak, d.used, pred])
+      charts.loss.setData([d.steps, d.loss])
+      charts.tps.setData([d.steps, d.tps])
+      $('#mem-chart').dataset.points = String(d.time.length)
+    })
+  }
+  const header = async () => {
+    try {
+      const run = await api(`/v1/runs/${id}`)
+      const badge = $('#run-state')
+      badge.className = `badge ${run.state}`
+      badge.textContent = run.state
+      $('#run-meta').textContent = [run.model, run.method, run.deviceName ?? run.device, run.source === 'remote' ? 'reported remotely' : null].filter(Boolean).join(' · ')
+      if (d.predicted == null && run.predictedPeakBytes != null) d.predicted = run.predictedPeakBytes
+      const stats = [
+        ['Steps', `${run.steps}${run.totalSteps ? ` / ${run.totalSteps}` : ''}`],
+        ['Last loss', run.lastLoss == null ? '–' : run.lastLoss.toFixed(4)],
+        ['Predicted peak', bytesOr(run.predictedPeakBytes)],
+        ['Measured peak', bytesOr(run.measuredPeakBytes)],
+        ['Predicted vs. measured', run.predictedPeakBytes && run.measuredPeakBytes ? signedPercent(run.predictedPeakBytes / run.measuredPeakBytes - 1) : '–'],
+      ]
+      $('#run-stats').replaceChildren(
+        ...stats.map(([k, v]) => {
+          const div = document.createElement('div')
+          div.innerHTML = '<dt></dt><dd></dd>'
+          div.children[0].textContent = k
+          div.children[1].textContent = v
+          return div
+        }),
+      )
+      return run
+    } catch (err) {
+      $('#run-meta').textContent = String(err.message ?? err)
+      return null
+    }
+  }
+  header()
+  const es = new EventSource(`/v1/runs/${encodeURIComponent(id)}/events`)
+  const onEvent = (msg) => {
+    const e = JSON.parse(msg.data)
+    if (e.type === 'start' && e.predicted) d.predicted = e.predicted.peakAllocatedBytes
+    if (e.type === 'step') {
+      if (d.t0 == null) d.t0 = e.t
+      d.time.push((e.t - d.t0) / 1000)
+      d.alloc.push(e.memory.allocatedBytes / GIB)
+      d.reserved.push(e.memory.reservedBytes / GIB)
+      d.peak.push(e.memory.peakAllocatedBytes / GIB)
+      d.used.push(e.memory.deviceUsedBytes / GIB)
+      d.steps.push(e.step)
+      d.loss.push(e.loss)
+      d.tps.push(e.tokensPerSecond)
+      if (d.steps.length % 5 === 1) header()
+    }
+    if (e.type === 'done') {
+      es.close()
+      header()
+    }
+    redraw()
+  }
+  for (const type of ['start', 'step', 'eval', 'checkpoint', 'oom', 'error', 'done']) es.addEventListener(type, onEvent)
+  // The server ends the stream after a run's last event; reconnecting would only replay nothing.
+  es.onerror = async () => {
+    const run = await header()
+    if (run && !['queued', 'running'].includes(run.state)) es.close()
+  }
+  return () => {
+    es.close()
+    for (const c of Object.values(charts)) c.destroy()
+  }
+}
+
+window.addEventListener('hashchange', route)
+route()

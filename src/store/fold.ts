@@ -1,0 +1,71 @@
+/**
+ * How a trainer event changes a run's summary row: a pure function, so the store, the
+ * live metrics and the tests agree on what "the state of a run" means.
+ */
+import type { RunState, RunSummary, TrainerEvent } from '../runtime/events.ts'
+
+/** The columns of a run that events move. */
+export type RunProgress = {
+  state: RunState
+  device: 'cpu' | 'cuda' | null
+  deviceName: string | null
+  model: string | null
+  method: string | null
+  totalSteps: number | null
+  steps: number
+  lastLoss: number | null
+  predictedPeakBytes: number | null
+  measuredPeakBytes: number | null
+  summary: (Partial<RunSummary> & { seconds?: number }) | null
+}
+
+/** States after which a run never changes again. */
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['succeeded', 'failed', 'cancelled', 'oom', 'preempted'])
+
+export function isTerminal(state: RunState): boolean {
+  return TERMINAL_STATES.has(state)
+}
+
+/**
+ * Applies one event. Only `done` (or the supervisor's final summary) ends a run: an `oom`
+ * or `error` event may be followed by an auto-fit retry that starts again.
+ */
+export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
+  switch (event.type) {
+    case 'start':
+      return {
+        ...run,
+        state: 'running',
+        device: event.device,
+        deviceName: event.deviceName ?? run.deviceName,
+        model: event.model.name,
+        method: event.method,
+        totalSteps: event.totalSteps,
+        predictedPeakBytes: event.predicted?.peakAllocatedBytes ?? run.predictedPeakBytes,
+      }
+    case 'step':
+      return {
+        ...run,
+        state: 'running',
+        steps: Math.max(run.steps, event.step),
+        totalSteps: event.totalSteps || run.totalSteps,
+        lastLoss: event.loss,
+        measuredPeakBytes: Math.max(run.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes),
+      }
+    case 'done': {
+      const s = event.summary
+      return {
+        ...run,
+        state: s.state,
+        device: s.device,
+        steps: Math.max(run.steps, s.steps),
+        lastLoss: s.lastLoss ?? run.lastLoss,
+        predictedPeakBytes: s.predictedPeakBytes ?? run.predictedPeakBytes,
+        measuredPeakBytes: s.measuredPeakBytes ?? run.measuredPeakBytes,
+        summary: s,
+      }
+    }
+    default:
+      return run
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The dashboard in a real browser (Debian's chromium through playwright-core): the plan
+ * explorer draws the breakdown bar and the memory-vs-sequence curve for
+ * phi-3-mini-128k-instruct on A100-80GB, and the run view draws a memory line. Screenshots
+ * go to test-artifacts/ (not committed).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Page } from 'playwright-core'
+import { startServer } from '../../src/server/server.ts'
+import { cannedEvents } from './helpers.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const ARTIFACTS = join(import.meta.dirname, '../../test-artifacts')
+
+/** Counts canvas pixels within `tolerance` of an RGB colour (uPlot anti-aliases its lines). */
+async function pixelsNear(page: Page, selector: string, hex: string, tolerance = 40): Promise<number> {
+  return page.$eval(
+    selector,
+    (canvas, [hex, tolerance]) => {
+      const c = canvas as HTMLCanvasElement
+      const [r, g, b] = [1, 3, 5].map((i) => parseInt((hex as string).slice(i, i + 2), 16))
+      const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data
+      let n = 0
+      for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3] > 200 && Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < (tolerance as number)) n++
+      }
+      return n
+    },
+    [hex, tolerance] as const,
+  )
+}
+
+test('the dashboard draws the plan explorer and a live run', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}`, timeout: 120_000 }, async () => {
+  mkdirSync(ARTIFACTS, { recursive: true })
+  const dir = mkdtempSync(join(tmpdir(), 'headroom-browser-'))
+  const server = await startServer({ db: join(dir, 'h.db'), port: 0, processMetrics: false })
+  const userDataDir = mkdtempSync(join(tmpdir(), 'headroom-chromium-'))
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 1000 },
+  })
+  try {
+    const page = context.pages()[0] ?? (await context.newPage())
+    const consoleErrors: string[] = []
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()))
+    page.on('pageerror', (e) => consoleErrors.push(e.message))
+
+    // Plan explorer, on the seed's case.
+    await page.goto(`${server.url}/#/plan?model=phi-3-mini-128k-instruct&gpu=A100-80GB&method=qlora&batch=1&seq=2048&rank=8`)
+    await page.waitForSelector('body[data-plan-drawn]', { timeout: 60_000 })
+    assert.equal(await page.$eval('#f-model', (s) => (s as HTMLSelectElement).value), 'phi-3-mini-128k-instruct')
+    assert.equal(await page.$eval('#f-gpu', (s) => (s as HTMLSelectElement).value), 'A100-80GB')
+    const segments = await page.$$eval('#breakdown svg rect[data-component]', (rects) => rects.map((r) => ({ c: r.getAttribute('data-component'), w: Number(r.getAttribute('width')) })))
+    assert.ok(segments.length >= 4, `breakdown segments: ${JSON.stringify(segments)}`)
+    assert.ok(segments.every((s) => s.w > 0))
+    assert.ok(segments.some((s) => s.c === 'weights') && segments.some((s) => s.c === 'activations'))
+    assert.match(await page.textContent('#plan-summary') ?? '', /GiB peak on A100-80GB/)
+    assert.ok((await page.$$('#breakdown-legend li')).length === segments.length, 'a legend entry per segment')
+    const curve = '#curve canvas'
+    assert.ok((await pixelsNear(page, curve, '#3b5bdb')) > 200, 'the LoRA curve is drawn')
+    assert.ok((await pixelsNear(page, curve, '#12b886')) > 200, 'the QLoRA curve is drawn')
+    assert.ok((await pixelsNear(page, curve, '#c92a2a')) > 100, 'the GPU memory line is drawn')
+    // uPlot paints axis labels on the canvas; the legend is DOM.
+    const legend = await page.$$eval('#curve .u-legend .u-label', (els) => els.map((e) => e.textContent))
+    assert.deepEqual(legend, ['Sequence length (tokens)', 'LoRA', 'QLoRA', 'A100-80GB memory'])
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-plan.png'), fullPage: true })
+
+    // A run reported with canned events: the runs list, then the run view, which keeps
+    // drawing as more events arrive over SSE.
+    const events = cannedEvents(40, Date.now() - 60_000)
+    const report = async (batch: typeof events, firstSeq: number) => {
+      const res = await fetch(`${server.url}/v1/runs/browser-run/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: batch, firstSeq }) })
+      assert.equal(res.status, 200, await res.text())
+    }
+    await report(events.slice(0, 11), 1)
+    await page.goto(`${server.url}/#/runs`)
+    await page.waitForSelector('tr[data-id="browser-run"]')
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-runs.png'), fullPage: true })
+    await page.click('tr[data-id="browser-run"] a')
+    await page.waitForSelector('#mem-chart[data-points="10"]', { timeout: 30_000 })
+    await report(events.slice(11), 12)
+    await page.waitForSelector('#mem-chart[data-points="40"]', { timeout: 30_000 })
+    await page.waitForFunction(() => document.querySelector('#run-state')?.textContent === 'succeeded', undefined, { timeout: 30_000 })
+    await page.waitForTimeout(100)
+    const mem = '#mem-chart canvas'
+    assert.ok((await pixelsNear(page, mem, '#3b5bdb')) > 200, 'the allocated-memory line is drawn')
+    assert.ok((await pixelsNear(page, mem, '#e8590c')) > 100, 'the predicted peak line is drawn')
+    assert.ok((await pixelsNear(page, '#loss-chart canvas', '#e64980')) > 100, 'the loss line is drawn')
+    assert.match((await page.textContent('#run-state')) ?? '', /succeeded/)
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-run.png'), fullPage: true })
+    assert.deepEqual(consoleErrors, [])
+  } finally {
+    await context.close()
+    await server.close()
+    rmSync(dir, { recursive: true, force: true })
+    rmSync(userDataDir, { recursive: true, force: true })
+  }
+})
