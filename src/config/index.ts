@@ -26,7 +26,7 @@ export type {
 } from './schema.ts'
 export { parseTuningConfig, loadTuningConfig, readTuningFile, MAX_ALIAS_COUNT } from './parse.ts'
 export type { ParseResult, ParseTuningOptions, TuningUnit, WorkspaceInfo } from './parse.ts'
-export { RULES, runRules, KAITO_PHI3_DEFAULT_TARGETS } from './rules.ts'
+export { RULES, runRules } from './rules.ts'
 export type { Rule, RuleContext, Target, TuningMethod } from './rules.ts'
 export { toPlanInput, RUNTIME_DEFAULTS } from './plan-input.ts'
 export type { PlanRequestOptions } from './plan-input.ts'

@@ -6,7 +6,8 @@
 import type { Hardware, ModelArch } from '../catalog/types.ts'
 import type { Attention, Optimizer, PlanInput } from '../planner/types.ts'
 import type { Dtype, Quant } from '../units.ts'
-import { KAITO_PHI3_DEFAULT_TARGETS, type Target } from './rules.ts'
+import { defaultLoraTargets } from '../catalog/index.ts'
+import type { Target } from './rules.ts'
 import type { TrainingConfig } from './schema.ts'
 
 /** The runtime's value for each memory knob a config leaves out. */
@@ -30,14 +31,6 @@ export const RUNTIME_DEFAULTS = {
   dtype: 'bf16' as Dtype,
 } as const
 
-/** peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING when target_modules is unset. */
-const PEFT_DEFAULT_TARGETS: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  gemma2: ['q_proj', 'v_proj'],
-  phi3: ['qkv_proj'],
-}
 
 const DTYPES: Record<string, Dtype> = { float32: 'fp32', float: 'fp32', float16: 'fp16', half: 'fp16', bfloat16: 'bf16' }
 
@@ -120,6 +113,5 @@ function targetsOf(targets: string[] | string | undefined, opts: PlanRequestOpti
       return []
     }
   }
-  if (opts.target === 'cluster' && (opts.presetName ?? opts.model.name).toLowerCase().startsWith('phi-3')) return [...KAITO_PHI3_DEFAULT_TARGETS]
-  return PEFT_DEFAULT_TARGETS[opts.model.modelType] ?? ['q_proj', 'v_proj']
+  return defaultLoraTargets(opts.model)
 }

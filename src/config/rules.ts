@@ -7,6 +7,7 @@
 import type { z } from 'zod'
 import type { Issue } from '../errors.ts'
 import type { Hardware, ModelArch } from '../catalog/types.ts'
+import { KAITO_PHI3_TARGETS } from '../catalog/lora-defaults.ts'
 import type { MemoryPlan, PlanInput } from '../planner/types.ts'
 import { describe, messages } from './messages.ts'
 import {
@@ -309,9 +310,6 @@ export const gpuPrecision: Rule = (ctx) => {
 
 // ---------------------------------------------------------------- target modules
 
-/** KAITO's controller sets this for presets whose name starts with phi-3 (preset_tuning.go). */
-export const KAITO_PHI3_DEFAULT_TARGETS = ['k_proj', 'q_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj']
-
 /** Fused and split spellings of the same projections, for suggestions across families. */
 const FUSED: Record<string, string[]> = { qkv_proj: ['q_proj', 'k_proj', 'v_proj'], gate_up_proj: ['gate_proj', 'up_proj'] }
 
@@ -376,9 +374,10 @@ export const targetModules: Rule = (ctx) => {
     if (!hit) return [severe('target_modules_unmatched', path, messages.targetsNoneMatch(model.name, [targets], [], real))]
     return []
   }
-  if (targets === undefined && ctx.target === 'cluster' && (ctx.presetName ?? model.name).toLowerCase().startsWith('phi-3')) {
-    const unmatched = KAITO_PHI3_DEFAULT_TARGETS.filter((t) => !real.includes(t))
-    const matched = KAITO_PHI3_DEFAULT_TARGETS.filter((t) => real.includes(t))
+  // With no target_modules, KAITO (and Headroom's trainer) use KAITO's Phi-3 list, locally too.
+  if (targets === undefined && model.modelType === 'phi3') {
+    const unmatched = KAITO_PHI3_TARGETS.filter((t) => !real.includes(t))
+    const matched = KAITO_PHI3_TARGETS.filter((t) => real.includes(t))
     if (unmatched.length) {
       const suggest = [...new Set([...suggestTargets(unmatched, real), ...matched])]
       return [warn('target_modules_unmatched', path, messages.defaultTargetsUnmatched(model.name, unmatched, matched, suggest))]

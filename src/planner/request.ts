@@ -5,7 +5,7 @@
  * template on an A100-80GB).
  */
 import { z } from 'zod'
-import { findHardware, loadModel } from '../catalog/index.ts'
+import { defaultLoraTargets, findHardware, loadModel } from '../catalog/index.ts'
 import type { ModelArch } from '../catalog/types.ts'
 import { ConfigError, ExitError } from '../errors.ts'
 import type { Dtype, Quant } from '../units.ts'
@@ -75,17 +75,6 @@ export const PLAN_DEFAULTS = {
   device: 'cuda',
   parallelism: 'ddp',
 } as const
-
-// KAITO's tuning pod sets DEFAULT_TARGET_MODULES for phi-3 presets (pkg/workspace/tuning/preset_tuning.go).
-const KAITO_PHI3_TARGETS = ['k_proj', 'q_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj']
-// peft TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING, used when target_modules is unset.
-const PEFT_DEFAULT_TARGETS: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  gemma2: ['q_proj', 'v_proj'],
-  phi3: ['qkv_proj'],
-}
 
 /** How errors name a field: `--seq` on the command line, `seq` in a JSON body. */
 export type FieldNames = 'flags' | 'fields'
@@ -283,8 +272,7 @@ function targetsOf(flag: string | string[] | undefined, file: PlanInput['targets
     return list
   }
   if (file !== undefined) return file
-  if (model.name.toLowerCase().startsWith('phi-3')) return [...KAITO_PHI3_TARGETS]
-  return PEFT_DEFAULT_TARGETS[model.modelType] ?? ['q_proj', 'v_proj']
+  return defaultLoraTargets(model)
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { ConfigError } from '../errors.ts'
-import { findGpu, loadModel } from '../catalog/index.ts'
+import { defaultLoraTargets, findGpu, loadModel } from '../catalog/index.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
 import { planMemory } from '../planner/index.ts'
 import type { Attention, MemoryPlan, Method, Optimizer, PlanInput } from '../planner/types.ts'
@@ -105,16 +105,6 @@ function isMap(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-// KAITO's DEFAULT_TARGET_MODULES for Phi-3 presets, as the trainer applies it (_model.py).
-const KAITO_PHI3_TARGETS = ['k_proj', 'q_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj']
-// peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the types the catalog knows.
-const PEFT_DEFAULT_TARGETS: Record<string, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  gemma2: ['q_proj', 'v_proj'],
-  phi3: ['qkv_proj'],
-}
 const DTYPES: Record<string, Dtype> = { float32: 'fp32', fp32: 'fp32', float: 'fp32', bfloat16: 'bf16', bf16: 'bf16', float16: 'fp16', fp16: 'fp16', half: 'fp16' }
 const OPTIMIZERS: Record<string, Optimizer> = {
   adamw_torch: 'adamw',
@@ -183,8 +173,7 @@ function targetsFor(given: unknown, model: ModelArch): string[] | 'all-linear' {
   if (Array.isArray(given) && given.length) return given.map(String)
   if (typeof given === 'string' && given) return given.split(',').map((s) => s.trim())
   if (process.env.DEFAULT_TARGET_MODULES) return process.env.DEFAULT_TARGET_MODULES.split(',')
-  if (model.modelType === 'phi3') return KAITO_PHI3_TARGETS
-  return PEFT_DEFAULT_TARGETS[model.modelType] ?? ['q_proj', 'v_proj']
+  return defaultLoraTargets(model)
 }
 
 /** The trainer computes in float32 when none is named, and on a CPU without native bf16/fp16. */

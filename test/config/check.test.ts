@@ -131,7 +131,8 @@ describe('toPlanInput', () => {
     assert.equal(input.gradientCheckpointing, true)
     assert.equal(input.optimizer, 'adamw')
     assert.equal(input.rank, 8)
-    assert.deepEqual(input.targets, ['qkv_proj'])
+    // No target_modules: the trainer (like KAITO) uses KAITO's Phi-3 list, of which o_proj and down_proj match.
+    assert.deepEqual(input.targets, ['k_proj', 'q_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'])
     assert.equal(input.gpus, 2)
     assert.equal(input.gpu?.name, 'A100-80GB')
   })
