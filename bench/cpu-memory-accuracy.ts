@@ -1,8 +1,9 @@
 /**
  * Planner accuracy on CPU: for LoRA, QLoRA and full fine-tuning of the tiny Phi-3 and tiny
- * Llama over several sequence lengths and batch sizes, run ONE real training step through the
- * supervisor (python -m headroom_runtime.train, whose first step is the run's peak step) and
- * compare the trainer's measured peak of live tensor bytes (torch MemTracker) with the
+ * Llama over several sequence lengths and batch sizes, run TWO real training steps through the
+ * supervisor (python -m headroom_runtime.train counts live tensor bytes with torch MemTracker on
+ * steps 1 and 2: step 2 is the first with AdamW's state alive through backward, the steady state
+ * the planner predicts; docs/events.md) and compare the trainer's measured peak with the
  * planner's prediction for the same configuration on device `cpu`. Target: within 20%.
  *
  *   node --import tsx bench/cpu-memory-accuracy.ts [--quick]
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
           writeFileSync(config, configFor(method, seq, batch))
           const output = join(scratch, `${model}-${method}-${seq}-${batch}`)
           const run = await startRun(
-            { config, model: join(ROOT, '.headroom', 'assets', model), data, output, maxSteps: 1, device: 'cpu', method },
+            { config, model: join(ROOT, '.headroom', 'assets', model), data, output, maxSteps: 2, device: 'cpu', method },
             { forwardSignals: false, onProgress: (l) => process.stderr.write(`${l}\n`) },
           )
           const logs: string[] = []

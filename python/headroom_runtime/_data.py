@@ -229,11 +229,16 @@ class BatchOrder:
 
     Deterministic from (seed, epoch), so a resumed run continues with exactly the batches
     an uninterrupted run would have seen. The run's first micro-batch holds the longest
-    examples, so the step that needs the most memory runs first (fail fast).
+    examples, so the step that needs the most memory runs first (fail fast). The first
+    `lead` micro-batches (default 1) hold the longest `lead * batch_size` examples, longest
+    first: the trainer passes two optimizer steps' worth so that step 2, the first step that
+    runs with the optimizer state allocated (where a CPU run measures its steady-state peak,
+    _memory.py), also holds the longest examples after step 1's.
     """
 
-    def __init__(self, examples: list[Example], batch_size: int, shuffle: bool, seed: int):
+    def __init__(self, examples: list[Example], batch_size: int, shuffle: bool, seed: int, lead: int = 1):
         self.examples, self.batch_size, self.shuffle, self.seed = examples, batch_size, shuffle, seed
+        self.lead = max(1, lead)
         self.per_epoch = math.ceil(len(examples) / batch_size)
         self._cached: tuple[int, list[int]] | None = None
 
@@ -242,7 +247,7 @@ class BatchOrder:
         if self.shuffle:
             random.Random(self.seed + epoch).shuffle(order)
         if epoch == 0:
-            longest = sorted(order, key=lambda i: -len(self.examples[i].input_ids))[: self.batch_size]
+            longest = sorted(order, key=lambda i: -len(self.examples[i].input_ids))[: self.lead * self.batch_size]
             chosen = set(longest)
             order = longest + [i for i in order if i not in chosen]
         return order

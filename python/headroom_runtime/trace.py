@@ -1,8 +1,10 @@
-"""The planner's referee: one training step of the real model code on fake tensors.
+"""The planner's referee: two training steps of the real model code on fake tensors.
 
 Builds the model from its config on the meta device (no weights, any size), attaches LoRA
-with peft, moves it to fake CPU tensors, runs forward + backward + AdamW step under torch's
-MemTracker, and prints the peak of live tensor bytes by category as JSON. Exact for what
+with peft, moves it to fake CPU tensors, runs two steps of forward + backward + fused AdamW step
+(the trainer's default optim; the second step is the first with optimizer state alive through
+backward, as the trainer measures) under torch's MemTracker, and prints the peak of live tensor
+bytes by category as JSON. Exact for what
 PyTorch allocates; blind to the CUDA context, allocator slack and kernel workspaces, which
 the planner adds (research/ecosystem.md §4).
 
@@ -72,7 +74,8 @@ def trace(args) -> dict:
         model = model.to_empty(device="cpu")
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable)
+        # TrainingArguments' default optim in transformers 5 is adamw_torch_fused; the trainer builds it so.
+        optimizer = torch.optim.AdamW(trainable, fused=True)
         ids = torch.randint(0, config.vocab_size, (args.batch, args.seq))
 
         def step():
@@ -88,6 +91,8 @@ def trace(args) -> dict:
         tracker.track_external(model, optimizer, ids)
         with tracker:
             step()  # the first step: AdamW's states are created inside it, as in a real run
+            tracker.reset_mod_stats()  # MemTracker refuses a module's second forward otherwise; the peak carries on
+            step()  # the second: forward and backward with the states alive (the steady-state peak, _memory.py)
     peak = tracker.get_tracker_snapshot("peak").get(torch.device("cpu"), {})
     return {
         "model": ref, "method": args.method, "batch": args.batch, "seq": args.seq, "dtype": args.dtype,

@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--predicted-peak-bytes", type=int, help="the planner's prediction, echoed in the start event")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed dataset rows instead of refusing")
     p.add_argument("--memory-every", type=int, default=int(os.environ.get("HEADROOM_MEMORY_EVERY", "100")),
-                   help="CPU: count live tensor bytes on the first step and every N steps (default 100; 0 = never)")
+                   help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
     return p.parse_args(argv)
 
 
@@ -155,7 +155,9 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     train_examples, eval_examples = _data.split(examples, float(cfg.dataset["train_test_split"]), int(cfg.dataset["shuffle_seed"]))
     batch_size = int(train["per_device_train_batch_size"])
     accumulation = int(train.get("gradient_accumulation_steps") or 1)
-    order = _data.BatchOrder(train_examples, batch_size, bool(cfg.dataset["shuffle_dataset"]), seed)
+    # The first two optimizer steps get the longest examples: step 1 fails fast, step 2 is the first
+    # with optimizer state allocated, where CPU memory is measured at its steady state (_memory.py).
+    order = _data.BatchOrder(train_examples, batch_size, bool(cfg.dataset["shuffle_dataset"]), seed, lead=2 * accumulation)
     log(f"{len(train_examples)} training examples ({fmt} format) from {source}; {len(eval_examples)} for eval; "
         f"longest {max(len(e.input_ids) for e in train_examples)} tokens")
 
@@ -318,15 +320,20 @@ class Run:
             "adapterDir": self.adapter_dir, "device": self.device, "predictedPeakBytes": self.predicted,
             "measuredPeakBytes": self.peak or None,
         }
-        emit("done", summary={**summary, **({"seconds": round(seconds, 3)} if seconds is not None else {})})
         # A failed run writes run.json only into a directory that already exists (never creates
-        # an output directory just to say it failed).
-        if self.output_dir is not None and (state == "succeeded" or self.output_dir.is_dir()):
-            record = {**summary, "method": self.method, "error": error, "files": files, "checkpoint": self.checkpoint, **(extra or {})}
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.output_dir / ".run.json.tmp"
-            tmp.write_text(json.dumps(record, indent=1))
-            os.replace(tmp, self.output_dir / "run.json")
+        # an output directory just to say it failed). Written before the `done` event: the
+        # supervisor rewrites run.json (read, merge, rename) when `done` arrives, and a write of
+        # ours landing between its read and its rename would be lost (seen in
+        # bench/cpu-memory-accuracy.ts: rows without the trainer's section).
+        try:
+            if self.output_dir is not None and (state == "succeeded" or self.output_dir.is_dir()):
+                record = {**summary, "method": self.method, "error": error, "files": files, "checkpoint": self.checkpoint, **(extra or {})}
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                tmp = self.output_dir / ".run.json.tmp"
+                tmp.write_text(json.dumps(record, indent=1))
+                os.replace(tmp, self.output_dir / "run.json")
+        finally:
+            emit("done", summary={**summary, **({"seconds": round(seconds, 3)} if seconds is not None else {})})
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -96,3 +96,13 @@ def test_first_batch_is_the_longest_and_order_is_deterministic():
     assert sorted(seen) == sorted(len(e.input_ids) for e in examples)  # every example once per epoch
     again = _data.BatchOrder(examples, batch_size=2, shuffle=True, seed=1)
     assert [[len(e.input_ids) for e in again.batch(m)] for m in range(9)] == [[len(e.input_ids) for e in order.batch(m)] for m in range(9)]
+
+
+def test_lead_puts_the_longest_examples_in_the_first_micro_batches():
+    # lead=2: micro-batches 0 and 1 (the trainer's first two steps) hold the 4 longest, longest first.
+    examples = [_data.Example([1] * n, [1] * n) for n in (5, 50, 7, 40, 3, 9, 30, 20)]
+    order = _data.BatchOrder(examples, batch_size=2, shuffle=True, seed=1, lead=2)
+    assert sorted(len(e.input_ids) for e in order.batch(0)) == [40, 50]
+    assert sorted(len(e.input_ids) for e in order.batch(1)) == [20, 30]
+    seen = [len(e.input_ids) for m in range(order.per_epoch) for e in order.batch(m)]
+    assert sorted(seen) == sorted(len(e.input_ids) for e in examples)

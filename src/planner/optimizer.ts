@@ -9,8 +9,13 @@ const ADAMW_STATES = 2
 export const ADAMW_8BIT_BYTES_PER_PARAM = 2 * (1 + 4 / 256)
 // Derived (estimators.md §1.1): fms-acceleration full FT peaks identical at batch 4 and 8 imply one extra parameter-sized buffer at step (torch foreach AdamW temporaries).
 const ADAMW_STEP_TRANSIENT_STATES = 1
-// On CPU torch AdamW runs its single-tensor loop: two temporaries of one parameter at a time (exp_avg_sq.sqrt() and the denominator); bench/plan-trace.ts.
-const ADAMW_CPU_STEP_TEMPORARIES = 2
+// On CPU `adamw` is what the trainer builds for TrainingArguments' default optim adamw_torch_fused (transformers 5):
+// torch.optim.AdamW(fused=True), whose CPU kernel (aten/src/ATen/native/cpu/FusedAdamKernel.cpp) updates param,
+// exp_avg and exp_avg_sq in place element by element: no parameter-sized temporaries. Measured (torch 2.13 CPU,
+// MemTracker): fused step Optstate = 2 x params exactly, tiny Phi-3 full 63,213,936 B peak with Optstate 2 x 15,737,856 + 108 B
+// of step counters (bench/results/cpu-memory-accuracy.json). (The unfused single-tensor loop would hold two temporaries of
+// the largest parameter, exp_avg_sq.sqrt() and the denominator.) Units: parameter-sized tensors of the largest trainable tensor.
+export const ADAMW_CPU_STEP_TEMPORARIES = 0
 
 export type OptimizerTerms = {
   /** Persistent optimizer state on the device, bytes. */

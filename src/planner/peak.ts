@@ -90,6 +90,7 @@ export function prepareTerms(input: PlanInput): PreparedPlan {
     attention: input.attention,
     gradientCheckpointing: input.gradientCheckpointing,
     rank: input.rank,
+    device: input.device,
   })
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes

@@ -1,0 +1,50 @@
+// CPU-specific planner rules (device 'cpu'), each checked against what it claims; the figures
+// they come from are in bench/results/cpu-memory-accuracy.json and docs/accuracy.md (CPU section).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { CPU_BACKWARD_MLP_GRADS, layerActivations, savesQuantInput, type ActivationOptions } from '../../src/planner/activations.ts'
+import { optimizerTerms } from '../../src/planner/optimizer.ts'
+import { memoryTerms } from '../../src/planner/peak.ts'
+import { modelShape } from '../../src/planner/shape.ts'
+import { matchTargets } from '../../src/planner/targets.ts'
+import { phi3Mini, seedInput } from './fixtures.ts'
+
+test('cpu: fused AdamW step adds no temporaries; cuda keeps one parameter-sized buffer', () => {
+  const params = 1_000_000
+  assert.equal(optimizerTerms('adamw', params, 4, 4096, 'cpu').stepTransientBytes, 0)
+  assert.equal(optimizerTerms('adamw', params, 4, 4096, 'cpu').stateBytes, 2 * 4 * params)
+  assert.equal(optimizerTerms('adamw', params, 4, 4096, 'cuda').stepTransientBytes, 4 * params)
+})
+
+test('cpu: full fine-tuning at the optimizer step is weights + gradients + 2 x AdamW state', () => {
+  // Tiny batch: optimizer.step() is the peak; P parameters of 4 B each -> 4 x 4P.
+  const terms = memoryTerms({ ...seedInput, method: 'full', quant: 'none', doubleQuant: false, dtype: 'fp32', device: 'cpu', gpu: null, batch: 1, seq: 1 })
+  assert.equal(terms.moment, 'step')
+  assert.equal(terms.peakAllocatedBytes, 4 * 4 * phi3Mini.params)
+})
+
+const shape = modelShape(phi3Mini)
+const match = matchTargets(shape, ['o_proj', 'down_proj'])
+const opts = (o: Partial<ActivationOptions>): ActivationOptions => ({
+  method: 'lora', dtype: 'fp32', quant: 'none', kbitPrepared: false, attention: 'sdpa', gradientCheckpointing: false, rank: 8, device: 'cpu', ...o,
+})
+
+test('cpu: 4-bit Linears save no input, so QLoRA fp32 saves what LoRA saves (plus one dequantized weight)', () => {
+  assert.equal(savesQuantInput('cpu'), false)
+  assert.equal(savesQuantInput('cuda'), true)
+  const lora = layerActivations(shape, match, opts({}))
+  const qlora = layerActivations(shape, match, opts({ method: 'qlora', quant: 'nf4', kbitPrepared: true }))
+  assert.equal(qlora.bytesPerToken, lora.bytesPerToken)
+  assert.equal(qlora.dequantBytes, shape.largestLinearParams * 4)
+  const cudaQlora = layerActivations(shape, match, opts({ method: 'qlora', quant: 'nf4', kbitPrepared: true, device: 'cuda' }))
+  assert.ok(cudaQlora.bytesPerToken > qlora.bytesPerToken)
+})
+
+test("cpu: one block's backward needs the gated MLP's gradient buffers, not a whole block", () => {
+  const cpu = layerActivations(shape, match, opts({}))
+  assert.equal(cpu.backwardBytesPerToken, CPU_BACKWARD_MLP_GRADS * phi3Mini.intermediateSize * 4)
+  assert.equal(cpu.backwardBytesPerTokenSeq, 0)
+  assert.equal(layerActivations(shape, match, opts({ attention: 'eager' })).backwardBytesPerTokenSeq, phi3Mini.numAttentionHeads * 4)
+  const cuda = layerActivations(shape, match, opts({ device: 'cuda' }))
+  assert.equal(cuda.backwardBytesPerToken, cuda.bytesPerToken)
+})
