@@ -34,3 +34,16 @@ export function formatBytes(bytes: number): string {
 export function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US')
 }
+
+// torch dtype spellings (torch.float32 and its aliases) and Headroom's own short names.
+const TORCH_DTYPE_NAMES: Record<string, Dtype> = {
+  float32: 'fp32', float: 'fp32', fp32: 'fp32',
+  bfloat16: 'bf16', bf16: 'bf16',
+  float16: 'fp16', half: 'fp16', fp16: 'fp16',
+}
+
+/** Maps a torch dtype name to a Dtype, e.g. `torch.bfloat16` → `bf16`; undefined for others (float64, auto). */
+export function dtypeFromTorchName(name: unknown): Dtype | undefined {
+  if (typeof name !== 'string') return undefined
+  return TORCH_DTYPE_NAMES[name.replace(/^torch\./, '')]
+}

@@ -20,3 +20,12 @@ test('byte and count formatting', () => {
   assert.equal(formatBytes(812 * 1024 * 1024), '812 MiB')
   assert.equal(formatCount(3821079552), '3,821,079,552')
 })
+
+test('torch dtype names map to Headroom dtypes', async () => {
+  const { dtypeFromTorchName } = await import('../src/units.ts')
+  assert.equal(dtypeFromTorchName('torch.bfloat16'), 'bf16')
+  assert.equal(dtypeFromTorchName('half'), 'fp16')
+  assert.equal(dtypeFromTorchName('float'), 'fp32')
+  assert.equal(dtypeFromTorchName('float64'), undefined)
+  assert.equal(dtypeFromTorchName(undefined), undefined)
+})

@@ -5,7 +5,7 @@
  */
 import type { Hardware, ModelArch } from '../catalog/types.ts'
 import type { Attention, Optimizer, PlanInput } from '../planner/types.ts'
-import type { Dtype, Quant } from '../units.ts'
+import { dtypeFromTorchName, type Dtype, type Quant } from '../units.ts'
 import { defaultLoraTargets } from '../catalog/index.ts'
 import type { Target } from './rules.ts'
 import type { TrainingConfig } from './schema.ts'
@@ -32,7 +32,6 @@ export const RUNTIME_DEFAULTS = {
 } as const
 
 
-const DTYPES: Record<string, Dtype> = { float32: 'fp32', float: 'fp32', float16: 'fp16', half: 'fp16', bfloat16: 'bf16' }
 
 const ATTENTION: Record<string, Attention> = {
   eager: 'eager',
@@ -79,7 +78,7 @@ export function toPlanInput(config: TrainingConfig | Record<string, unknown>, op
     phase: 'train',
     // KAITO's runtime always applies LoRA; quantization alone makes it QLoRA.
     method: quant === 'none' ? 'lora' : 'qlora',
-    dtype: (m.torch_dtype && DTYPES[m.torch_dtype]) || RUNTIME_DEFAULTS.dtype,
+    dtype: dtypeFromTorchName(m.torch_dtype) ?? RUNTIME_DEFAULTS.dtype,
     quant,
     doubleQuant: quant !== 'none' && quant !== 'int8' && q.bnb_4bit_use_double_quant === true,
     rank: l.r ?? RUNTIME_DEFAULTS.rank,

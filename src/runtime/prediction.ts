@@ -12,7 +12,7 @@ import { defaultLoraTargets, findGpu, loadModel } from '../catalog/index.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
 import { planMemory } from '../planner/index.ts'
 import type { Attention, MemoryPlan, Method, Optimizer, PlanInput } from '../planner/types.ts'
-import type { Dtype, Quant } from '../units.ts'
+import { dtypeFromTorchName, type Dtype, type Quant } from '../units.ts'
 import { nvidiaGpuNames } from './device.ts'
 import { runtimePaths } from './python-env.ts'
 import type { PredictionRecord } from './run-record.ts'
@@ -105,7 +105,6 @@ function isMap(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-const DTYPES: Record<string, Dtype> = { float32: 'fp32', fp32: 'fp32', float: 'fp32', bfloat16: 'bf16', bf16: 'bf16', float16: 'fp16', fp16: 'fp16', half: 'fp16' }
 const OPTIMIZERS: Record<string, Optimizer> = {
   adamw_torch: 'adamw',
   adamw_torch_fused: 'adamw',
@@ -178,7 +177,7 @@ function targetsFor(given: unknown, model: ModelArch): string[] | 'all-linear' {
 
 /** The trainer computes in float32 when none is named, and on a CPU without native bf16/fp16. */
 function effectiveDtype(requested: unknown, device: 'cpu' | 'cuda'): Dtype {
-  const name = requested === undefined || requested === null ? undefined : DTYPES[String(requested).replace('torch.', '')]
+  const name = dtypeFromTorchName(requested)
   if (!name) return 'fp32'
   if (device === 'cpu' && name !== 'fp32' && !cpuHasNativeBf16()) return 'fp32'
   return name
