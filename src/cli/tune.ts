@@ -8,19 +8,11 @@ import { ExitError } from '../errors.ts'
 import type { StepEvent, TrainerEvent } from '../runtime/events.ts'
 import { logEvery, progressLine, summaryLines } from '../runtime/progress.ts'
 import { startRun, type SupervisedRun } from '../runtime/supervisor.ts'
+import type { TuneOptions } from '../runtime/types.ts'
 import { formatBytes, formatCount } from '../units.ts'
 
-type TuneFlags = {
-  config?: string
-  model?: string
-  data?: string
-  output?: string
-  maxSteps?: number
-  device?: 'auto' | 'cpu' | 'cuda'
-  method?: 'auto' | 'lora' | 'qlora' | 'full'
-  resume?: string
-  skipBadRows?: boolean
-  autoFit?: boolean
+/** The run options a user can set, plus what only the command line has. */
+type TuneFlags = Omit<TuneOptions, 'runId' | 'env'> & {
   json?: boolean
   logEvery?: number
   verbose?: boolean

@@ -5,31 +5,8 @@
  */
 import type { ModelArch } from '../../src/catalog/types.ts'
 
-export const PHI3_MINI: ModelArch = {
-  name: 'phi-3-mini-128k-instruct',
-  hfId: 'microsoft/Phi-3-mini-128k-instruct',
-  modelType: 'phi3',
-  hiddenSize: 3072,
-  intermediateSize: 8192,
-  numLayers: 32,
-  numAttentionHeads: 32,
-  numKeyValueHeads: 32,
-  headDim: 96,
-  vocabSize: 32064,
-  maxPositionEmbeddings: 131072,
-  tieWordEmbeddings: false,
-  layerLinears: [
-    { name: 'qkv_proj', inFeatures: 3072, outFeatures: 9216, bias: false },
-    { name: 'o_proj', inFeatures: 3072, outFeatures: 3072, bias: false },
-    { name: 'gate_up_proj', inFeatures: 3072, outFeatures: 16384, bias: false },
-    { name: 'down_proj', inFeatures: 8192, outFeatures: 3072, bias: false },
-  ],
-  layerNormParams: 2 * 3072,
-  embedParams: 32064 * 3072,
-  lmHeadParams: 32064 * 3072,
-  finalNormParams: 3072,
-  params: 3_821_079_552,
-}
+// The planner tests' hand-made Phi-3-mini; one copy of those numbers.
+export { phi3Mini as PHI3_MINI } from '../planner/fixtures.ts'
 
 export const LLAMA_8B: ModelArch = {
   name: 'llama-3-8b',
