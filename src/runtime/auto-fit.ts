@@ -8,12 +8,11 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { recommend } from '../planner/index.ts'
 import type { Gpu } from '../catalog/types.ts'
-import type { Optimizer, PlanInput, Recommendation } from '../planner/types.ts'
+import { encode } from '../config/codec.ts'
+import type { PlanInput, Recommendation } from '../planner/types.ts'
 import { memoryBudget } from './oom-advice.ts'
 import { predictionFor, type RunPrediction, type Sections } from './prediction.ts'
 
-const OPTIM_NAMES: Record<Optimizer, string> = { adamw: 'adamw_torch', adamw_8bit: 'adamw_bnb_8bit', paged_adamw_8bit: 'paged_adamw_8bit', sgd: 'sgd' }
-const ATTN_NAMES = { eager: 'eager', sdpa: 'sdpa', flash: 'flash_attention_2' } as const
 
 export type AutoFit = {
   configPath: string
@@ -51,28 +50,9 @@ export function writeAutoFitConfig(ctx: { prediction: RunPrediction; oom: { seqL
   return { configPath, message: changes, method: next.method, prediction: predictionFor(next, sections) }
 }
 
+/** The run's sections with the recommendation's knobs written in (the codec's encode, so decode reads them back). */
 function adjustSections(original: Sections, next: PlanInput): Sections {
-  const s: Sections = JSON.parse(JSON.stringify(original))
-  const quant = (s.QuantizationConfig ??= {})
-  if (next.method === 'qlora') {
-    quant.load_in_4bit = next.quant === 'nf4' || next.quant === 'fp4'
-    quant.load_in_8bit = next.quant === 'int8'
-    if (quant.load_in_4bit) {
-      quant.bnb_4bit_quant_type = next.quant
-      quant.bnb_4bit_use_double_quant = next.doubleQuant
-    }
-  } else {
-    quant.load_in_4bit = false
-    delete quant.load_in_8bit
-  }
-  if (next.method !== 'full') (s.LoraConfig ??= {}).r = next.rank
-  const train = (s.TrainingArguments ??= {})
-  train.gradient_checkpointing = next.gradientCheckpointing
-  train.per_device_train_batch_size = next.batch
-  train.max_length = next.seq
-  train.optim = OPTIM_NAMES[next.optimizer]
-  ;(s.ModelConfig ??= {}).attn_implementation = ATTN_NAMES[next.attention]
-  return s
+  return encode(next, original)
 }
 
 function describeChanges(a: PlanInput, b: PlanInput): string {
