@@ -63,6 +63,9 @@ function render(file: string, r: CheckResult): string {
     if (p.gpu && p.headroomBytes !== null) {
       lines.push(`memory: peak ${formatGiB(p.peakBytes)} of ${formatGiB(p.gpu.memoryBytes)} on the ${p.gpu.name} (${p.fits ? `headroom ${formatGiB(p.headroomBytes)}` : `short by ${formatGiB(-p.headroomBytes)}`})`)
     } else lines.push(`memory: peak ${formatGiB(p.peakBytes)} (pass --gpu to check the fit)`)
+    // Say which knobs the file left to the runtime, so a surprising number can be traced.
+    const defaults = Object.entries(r.context.sources ?? {}).filter(([, source]) => source.startsWith('default: '))
+    if (defaults.length) lines.push(`planned with runtime defaults for: ${defaults.map(([knob, source]) => `${knob} (${source.slice('default: '.length)})`).join('; ')}`)
   }
   return `${lines.join('\n')}\n`
 }

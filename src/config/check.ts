@@ -10,7 +10,7 @@ import { planMemory } from '../planner/index.ts'
 import type { MemoryPlan, PlanInput } from '../planner/types.ts'
 import { messages } from './messages.ts'
 import { bySeverity, locateIssues, readTuningFile, workspaceMethod, type TuningUnit } from './parse.ts'
-import { toPlanInput } from './plan-input.ts'
+import { decodeExplained, type Decoded } from './codec.ts'
 import { bestPractices, memoryFit, runRules, type RuleContext, type Target, type TuningMethod } from './rules.ts'
 
 /** Errors that leave a field's value unusable for planning (wrong type, out of range). */
@@ -40,7 +40,16 @@ export type CheckResult = {
   /** The memory plan of the (first) config, when a model was known. */
   plan?: MemoryPlan
   /** What the check ran against. */
-  context: { model?: string; gpu?: string; gpus?: number; method?: TuningMethod; seq?: number; target: Target }
+  context: {
+    model?: string
+    gpu?: string
+    gpus?: number
+    method?: TuningMethod
+    seq?: number
+    target: Target
+    /** Per planned knob, where its value came from: a config key, or the runtime default used (codec decodeExplained). */
+    sources?: Decoded['sources']
+  }
 }
 
 /**
@@ -77,7 +86,7 @@ export async function checkConfig(text: string | Uint8Array, opts: CheckOptions 
         found.push(...memoryFit(full), ...bestPractices(full).filter((i) => i.code !== 'rank_high'))
         if (!plan) {
           plan = planned.plan
-          context = { ...context, model: ctx.model.name, gpu: ctx.hardware?.gpu.name, gpus: ctx.hardware?.count, method: ctx.method, seq: planned.planInput?.seq }
+          context = { ...context, model: ctx.model.name, gpu: ctx.hardware?.gpu.name, gpus: ctx.hardware?.count, method: ctx.method, seq: planned.planInput?.seq, sources: planned.sources }
         }
       }
     }
@@ -119,11 +128,15 @@ function unitContext(
   return { config: unit.raw!, method, target, model, hardware, presetName: ws?.preset, inferred, seqFromFlag: opts.seq !== undefined }
 }
 
-function planUnit(ctx: RuleContext, seq: number | undefined): { plan?: MemoryPlan; planInput?: PlanInput; planWith?: (p: Partial<PlanInput>) => MemoryPlan; issue?: Issue } {
+function planUnit(
+  ctx: RuleContext,
+  seq: number | undefined,
+): { plan?: MemoryPlan; planInput?: PlanInput; sources?: Decoded['sources']; planWith?: (p: Partial<PlanInput>) => MemoryPlan; issue?: Issue } {
   try {
-    const planInput = toPlanInput(ctx.config, { model: ctx.model!, hardware: ctx.hardware ?? null, seq, target: ctx.target, presetName: ctx.presetName })
+    // check asks about a GPU: decode for cuda, on the file's target (cluster: KAITO's pod).
+    const { input: planInput, sources } = decodeExplained(ctx.config, { model: ctx.model!, device: 'cuda', hardware: ctx.hardware ?? null, seq, target: ctx.target, presetName: ctx.presetName })
     const plan = planMemory(planInput)
-    return { plan, planInput, planWith: (patch) => planMemory({ ...planInput, ...patch }) }
+    return { plan, planInput, sources, planWith: (patch) => planMemory({ ...planInput, ...patch }) }
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     return { issue: { code: 'plan_failed', path: 'training_config', severity: 'warning', message: `could not be planned (${message}): memory checks skipped` } }

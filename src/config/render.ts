@@ -1,11 +1,13 @@
 /**
- * Writes a KAITO tuning ConfigMap from the planner's recommendation: KAITO's template layout,
- * every memory knob set explicitly with a comment saying what it costs, and a header with the
- * predicted peak and headroom. Pure: returns the YAML text.
+ * Writes a KAITO tuning ConfigMap from the planner's recommendation: the values are the codec's
+ * encode of the recommended PlanInput (so decoding the file gives that input back), laid out in
+ * KAITO's template order with a comment on every memory knob, and a header with the predicted
+ * peak and headroom. Pure: returns the YAML text.
  */
 import type { Hardware, ModelArch } from '../catalog/types.ts'
-import type { Recommendation } from '../planner/types.ts'
-import { formatBytes, formatGiB } from '../units.ts'
+import type { MemoryPlan, PlanInput, Recommendation } from '../planner/types.ts'
+import { formatBytes, formatCount, formatGiB } from '../units.ts'
+import { encode, OPTIM_NAMES, TORCH_DTYPE_NAMES, type Sections } from './codec.ts'
 
 export type RenderOptions = {
   model: ModelArch
@@ -15,9 +17,72 @@ export type RenderOptions = {
   name?: string
 }
 
-const TORCH_DTYPE = { fp32: 'float32', fp16: 'float16', bf16: 'bfloat16' } as const
-const OPTIM = { adamw: 'adamw_torch_fused', adamw_8bit: 'adamw_bnb_8bit', paged_adamw_8bit: 'paged_adamw_8bit', sgd: 'sgd' } as const
-const ATTN = { eager: 'eager', sdpa: 'sdpa', flash: 'flash_attention_2' } as const
+// KAITO's template order: sections, then the keys inside each (keys not listed follow in insertion order).
+const LAYOUT: Record<string, string[]> = {
+  ModelConfig: ['torch_dtype', 'local_files_only', 'device_map', 'attn_implementation'],
+  QuantizationConfig: ['load_in_4bit', 'load_in_8bit', 'bnb_4bit_quant_type', 'bnb_4bit_compute_dtype', 'bnb_4bit_use_double_quant'],
+  LoraConfig: ['r', 'lora_alpha', 'lora_dropout', 'target_modules'],
+  TrainingArguments: ['output_dir', 'per_device_train_batch_size', 'gradient_accumulation_steps', 'max_length', 'gradient_checkpointing', 'optim', 'bf16', 'fp16', 'save_strategy', 'ddp_find_unused_parameters'],
+  DataCollator: ['mlm'],
+  DatasetConfig: ['shuffle_dataset', 'train_test_split'],
+}
+
+/** What init writes besides the memory knobs (encode fills those in). */
+function baseSections(input: PlanInput, hardware: Hardware): Sections {
+  // SFTConfig turns bf16 autocast on unless fp16 is set; a GPU without bf16 must say no explicitly.
+  const precision: Record<string, boolean> =
+    input.dtype === 'bf16' ? { bf16: true } : input.dtype === 'fp16' ? { fp16: true } : { bf16: false, ...(!hardware.gpu.bf16 ? { fp16: false } : {}) }
+  return {
+    ModelConfig: { local_files_only: true, device_map: 'auto' },
+    QuantizationConfig: {},
+    LoraConfig: { lora_dropout: 0.0 },
+    TrainingArguments: { output_dir: '/mnt/results', gradient_accumulation_steps: 1, ...precision, save_strategy: 'no', ddp_find_unused_parameters: false },
+    DataCollator: { mlm: false },
+    DatasetConfig: { shuffle_dataset: true, train_test_split: 1 },
+  }
+}
+
+/** The comment after `Section.key`, saying what the knob costs in this plan. */
+function commentFor(key: string, input: PlanInput, plan: MemoryPlan): string | undefined {
+  const b = plan.breakdown
+  const dtype = TORCH_DTYPE_NAMES[input.dtype]
+  switch (key) {
+    case 'ModelConfig.torch_dtype':
+      return 'memory: dtype of the unquantized weights and activations'
+    case 'ModelConfig.attn_implementation':
+      return 'memory: Headroom runtime only; KAITO rejects this key (remove it there)'
+    case 'QuantizationConfig.load_in_4bit':
+      return input.quant === 'nf4' || input.quant === 'fp4'
+        ? `memory: 4-bit weights (${input.quant}); weights total ${formatBytes(b.weights)}`
+        : `memory: ${dtype} weights, ${formatBytes(b.weights)}; true would quantize them to 4 bits`
+    case 'QuantizationConfig.load_in_8bit':
+      return `memory: int8 weights; weights total ${formatBytes(b.weights)}`
+    case 'QuantizationConfig.bnb_4bit_compute_dtype':
+      return `dequantized matmuls run in ${dtype}`
+    case 'QuantizationConfig.bnb_4bit_use_double_quant':
+      return `memory: ${input.doubleQuant ? 'quantizes the quantization constants too' : 'off'}`
+    case 'LoraConfig.r':
+      return `memory: adapters + their gradients and optimizer state, ${formatBytes(b.adapters + b.gradients + b.optimizer)}`
+    case 'LoraConfig.lora_dropout':
+      return 'memory: > 0 keeps a dropout mask per adapted input'
+    case 'LoraConfig.target_modules':
+      return `memory: ${formatCount(plan.trainableParams)} trainable parameters (${plan.trainablePercent.toFixed(2)}%)`
+    case 'TrainingArguments.per_device_train_batch_size':
+      return `memory: activations ${formatBytes(b.activations)} and logits ${formatBytes(b.logits)} grow with it`
+    case 'TrainingArguments.gradient_accumulation_steps':
+      return 'raise for a larger effective batch at no memory cost'
+    case 'TrainingArguments.max_length':
+      return `memory: tokens per sequence; longer samples are truncated${plan.maxSeqLen ? ` (fits up to ${plan.maxSeqLen})` : ''}`
+    case 'TrainingArguments.gradient_checkpointing':
+      return `memory: ${input.gradientCheckpointing ? 'keeps one activation per layer, recomputes the rest' : 'keeps every activation (faster, larger)'}`
+    case 'TrainingArguments.optim':
+      return `memory: optimizer state ${formatBytes(b.optimizer)}`
+    case 'DataCollator.mlm':
+      return 'causal LMs have no mask token'
+    default:
+      return undefined
+  }
+}
 
 /**
  * The ConfigMap YAML for a recommendation.
@@ -27,70 +92,33 @@ export function renderTuningConfigMap(rec: Recommendation, opts: RenderOptions):
   const { input, plan } = rec
   const b = plan.breakdown
   const gpu = opts.hardware.gpu
-  const dtype = TORCH_DTYPE[input.dtype]
-  const bf16 = input.dtype === 'bf16'
   const name = opts.name ?? `${dnsName(opts.model.name)}-tuning-params`
-  const quantized = input.quant !== 'none'
-  const q4 = input.quant === 'nf4' || input.quant === 'fp4'
-  const targets = input.targets === 'all-linear' ? '"all-linear"' : `[${input.targets.map((t) => JSON.stringify(t)).join(', ')}]`
   const headroom = plan.headroomBytes ?? 0
   const gpus = opts.hardware.count > 1 ? `${opts.hardware.count}x ${gpu.name}` : gpu.name
+  const sections = encode(input, baseSections(input, opts.hardware))
 
   const header = [
     `# Generated by headroom init for ${opts.model.name} on ${gpus} (goal ${opts.goal}).`,
     `# Predicted peak: ${formatGiB(plan.peakBytes)} per GPU of ${formatGiB(gpu.memoryBytes)}; headroom ${formatGiB(headroom)}.`,
     `#   weights ${formatBytes(b.weights)}, adapters ${formatBytes(b.adapters)}, gradients ${formatBytes(b.gradients)}, optimizer ${formatBytes(b.optimizer)},`,
     `#   activations ${formatBytes(b.activations)}, logits ${formatBytes(b.logits)}, overhead ${formatBytes(b.overhead)}.`,
+    `# Planned as: ${describeInput(input)}; peak ${formatCount(plan.peakBytes)} bytes.`,
     ...rec.reasons.map((r) => `# why ${r.knob}: ${oneLine(r.message)}`),
     ...Object.entries(rec.env).map(([k, v]) => `# run with ${k}=${v} (KAITO sets it on tuning pods)`),
     `# Re-check after editing: headroom check <this file> --model ${opts.model.name} --gpu ${opts.hardware.sku ?? gpu.name}`,
   ]
-  const quantLines = quantized
-    ? q4
-      ? [
-          `load_in_4bit: true                 # memory: 4-bit weights (${input.quant}); weights total ${formatBytes(b.weights)}`,
-          `bnb_4bit_quant_type: "${input.quant}"`,
-          `bnb_4bit_compute_dtype: "${dtype}"     # dequantized matmuls run in ${dtype}`,
-          `bnb_4bit_use_double_quant: ${input.doubleQuant}     # memory: ${input.doubleQuant ? 'quantizes the quantization constants too' : 'off'}`,
-        ]
-      : [`load_in_8bit: true                 # memory: int8 weights; weights total ${formatBytes(b.weights)}`]
-    : [`load_in_4bit: false                # memory: ${dtype} weights, ${formatBytes(b.weights)}; true would quantize them to 4 bits`]
-  const body = [
-    'training_config:',
-    '  ModelConfig:',
-    `    torch_dtype: "${dtype}"            # memory: dtype of the unquantized weights and activations`,
-    '    local_files_only: true',
-    '    device_map: "auto"',
-    ...(input.attention === 'sdpa' ? [] : [`    attn_implementation: "${ATTN[input.attention]}"   # memory: Headroom runtime only; KAITO ignores this knob`]),
-    '',
-    '  QuantizationConfig:',
-    ...quantLines.map((l) => `    ${l}`),
-    '',
-    '  LoraConfig:',
-    `    r: ${input.rank}                              # memory: adapters + their gradients and optimizer state, ${formatBytes(b.adapters + b.gradients + b.optimizer)}`,
-    `    lora_alpha: ${input.alpha}`,
-    '    lora_dropout: 0.0                 # memory: > 0 keeps a dropout mask per adapted input',
-    `    target_modules: ${targets}   # memory: ${plan.trainableParams.toLocaleString('en-US')} trainable parameters (${plan.trainablePercent.toFixed(2)}%)`,
-    '',
-    '  TrainingArguments:',
-    '    output_dir: "/mnt/results"',
-    `    per_device_train_batch_size: ${input.batch}     # memory: activations ${formatBytes(b.activations)} and logits ${formatBytes(b.logits)} grow with it`,
-    '    gradient_accumulation_steps: 1     # raise for a larger effective batch at no memory cost',
-    `    max_length: ${input.seq}                  # memory: tokens per sequence; longer samples are truncated${plan.maxSeqLen ? ` (fits up to ${plan.maxSeqLen})` : ''}`,
-    `    gradient_checkpointing: ${input.gradientCheckpointing}      # memory: ${input.gradientCheckpointing ? 'keeps one activation per layer, recomputes the rest' : 'keeps every activation (faster, larger)'}`,
-    `    optim: "${OPTIM[input.optimizer]}"         # memory: optimizer state ${formatBytes(b.optimizer)}`,
-    bf16 ? '    bf16: true' : input.dtype === 'fp16' ? '    fp16: true' : '    bf16: false',
-    ...(!gpu.bf16 && input.dtype !== 'fp16' ? ['    fp16: false'] : []),
-    '    save_strategy: "no"',
-    '    ddp_find_unused_parameters: false',
-    '',
-    '  DataCollator:',
-    '    mlm: false                        # causal LMs have no mask token',
-    '',
-    '  DatasetConfig:',
-    '    shuffle_dataset: true',
-    '    train_test_split: 1',
-  ]
+  const body = ['training_config:']
+  for (const [sectionName, order] of Object.entries(LAYOUT)) {
+    const section = sections[sectionName] ?? {}
+    const keys = [...order.filter((k) => k in section), ...Object.keys(section).filter((k) => !order.includes(k))]
+    body.push(`  ${sectionName}:`)
+    for (const key of keys) {
+      const comment = commentFor(`${sectionName}.${key}`, input, plan)
+      body.push(`    ${key}: ${yamlValue(section[key])}${comment ? ` # ${comment}` : ''}`)
+    }
+    body.push('')
+  }
+  body.pop()
   return [
     ...header,
     'apiVersion: v1',
@@ -104,7 +132,29 @@ export function renderTuningConfigMap(rec: Recommendation, opts: RenderOptions):
   ].join('\n')
 }
 
-/** Lines up trailing `# memory:` comments in one column, as KAITO's own example does. */
+/** One line naming every decoded knob, e.g. `qlora nf4 + double quant, bf16, r 8 ...`. */
+export function describeInput(input: PlanInput): string {
+  const quant = input.quant === 'none' ? '' : ` ${input.quant}${input.doubleQuant ? ' + double quant' : ''}`
+  const targets = input.targets === 'all-linear' ? 'all-linear' : input.targets.join(',')
+  return [
+    `${input.method}${quant}`,
+    input.dtype,
+    ...(input.method === 'full' ? [] : [`r ${input.rank}`, `alpha ${input.alpha}`, `targets ${targets}`]),
+    `batch ${input.batch}`,
+    `max_length ${input.seq}`,
+    `gradient checkpointing ${input.gradientCheckpointing ? 'on' : 'off'}`,
+    `attention ${input.attention}`,
+    `optim ${OPTIM_NAMES[input.optimizer]}`,
+  ].join(', ')
+}
+
+function yamlValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v)
+  if (Array.isArray(v)) return `[${v.map(yamlValue).join(', ')}]`
+  return String(v)
+}
+
+/** Lines up trailing `# ...` comments in one column, as KAITO's own example does. */
 function alignComment(line: string): string {
   const m = /^(.*?\S)\s+(# .*)$/.exec(line)
   if (!m || line.trimStart().startsWith('#')) return line

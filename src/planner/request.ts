@@ -145,11 +145,16 @@ export function parsePlanRequest(raw: unknown, names: FieldNames = 'fields'): Pl
 }
 
 /** What a --config file says, as plan fields (the config module maps KAITO's sections). */
-async function fromConfig(path: string, model: ModelArch): Promise<Partial<PlanInput>> {
+async function fromConfig(path: string, model: ModelArch, device: 'cpu' | 'cuda', method: Method | undefined): Promise<Partial<PlanInput>> {
   const config = await import('../config/index.ts')
   const parsed = await config.loadTuningConfig(path)
-  if (parsed.issues.length > 0 || !parsed.value) throw new ConfigError(parsed.issues)
-  const input = config.toPlanInput(parsed.value, { model, hardware: null })
+  if (parsed.issues.length > 0 || !parsed.value) {
+    const why = parsed.issues.length ? parsed.issues : parsed.warnings.length ? parsed.warnings : [{ code: 'no_training_config', path: 'training_config', message: `${path} holds no training_config to plan` }]
+    throw new ConfigError(why)
+  }
+  // The codec decodes the file as the trainer would run it on this device (CPU bf16 capability included).
+  const { cpuHasNativeBf16 } = await import('../runtime/capability.ts')
+  const input = config.toPlanInput(parsed.value, { model, hardware: null, device, cpuBf16: cpuHasNativeBf16(), method })
   // The fields the file does not set come from the runtime's defaults there; flags still override all of them.
   const { model: _m, gpu: _g, gpus: _n, device: _d, phase: _p, expandableSegments: _e, ...fields } = input
   return fields
@@ -179,7 +184,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
   const req = parsePlanRequest(request, names)
   const n = (f: string) => fieldName(f, names)
   const model = await catalogCall('model', names, () => (opts.loadModel ?? loadModel)(req.model ?? PLAN_DEFAULTS.model))
-  const file = req.config ? await fromConfig(req.config, model) : {}
+  const file = req.config ? await fromConfig(req.config, model, req.device ?? PLAN_DEFAULTS.device, req.method) : {}
 
   // Method and quantization imply each other (DESIGN.md §2.1): qlora is LoRA over a quantized base.
   let method: Method | undefined = req.method
@@ -243,7 +248,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     batch: req.batch ?? file.batch ?? PLAN_DEFAULTS.batch,
     seq: req.seq ?? file.seq ?? PLAN_DEFAULTS.seq,
     // transformers leaves checkpointing off; peft's prepare_model_for_kbit_training turns it on for k-bit models.
-    gradientCheckpointing: req.gradientCheckpointing ?? (m === 'qlora' ? true : (file.gradientCheckpointing ?? false)),
+    gradientCheckpointing: req.gradientCheckpointing ?? file.gradientCheckpointing ?? m === 'qlora',
     attention: req.attention ?? file.attention ?? PLAN_DEFAULTS.attention,
     optimizer: req.optimizer ?? file.optimizer ?? PLAN_DEFAULTS.optimizer,
     gpu: device === 'cpu' && !req.gpu ? null : (hardware?.gpu ?? null),

@@ -44,7 +44,11 @@ describe('checkConfig', () => {
     assert.deepEqual(r.plan.unmatchedTargets.sort(), ['k_proj', 'q_proj', 'v_proj'])
     assert.deepEqual(r.plan.matchedTargets, ['o_proj'])
     assert.equal(r.plan.fits, true)
-    assert.deepEqual(r.context, { target: 'local', model: 'phi-3-mini-128k-instruct', gpu: 'A100-80GB', gpus: 1, method: 'qlora', seq: 1024 })
+    const { sources, ...context } = r.context
+    assert.deepEqual(context, { target: 'local', model: 'phi-3-mini-128k-instruct', gpu: 'A100-80GB', gpus: 1, method: 'qlora', seq: 1024 })
+    // Each planned knob names its source: the file's key, or the runtime default it fell back to.
+    assert.equal(sources?.seq, 'default: TRL SFTConfig.max_length')
+    assert.equal(sources?.quant, 'QuantizationConfig.bnb_4bit_quant_type')
   })
 
   test('a config that does not fit is an error naming the knobs that fix it', async () => {
@@ -149,9 +153,12 @@ describe('toPlanInput', () => {
     const input = toPlanInput(cfg, { model, hardware: null, seq: undefined })
     assert.deepEqual(
       { m: input.method, q: input.quant, d: input.dtype, r: input.rank, a: input.alpha, t: input.targets, b: input.batch, s: input.seq, gc: input.gradientCheckpointing, at: input.attention, o: input.optimizer, g: input.gpu },
-      { m: 'qlora', q: 'int8', d: 'fp16', r: 32, a: 64, t: ['qkv_proj', 'o_proj'], b: 4, s: 3000, gc: true, at: 'eager', o: 'paged_adamw_8bit', g: null },
+      // Headroom's trainer passes gradient_checkpointing: false to prepare_model_for_kbit_training: off.
+      { m: 'qlora', q: 'int8', d: 'fp16', r: 32, a: 64, t: ['qkv_proj', 'o_proj'], b: 4, s: 3000, gc: false, at: 'eager', o: 'paged_adamw_8bit', g: null },
     )
     assert.equal(toPlanInput(cfg, { model, seq: 512 }).seq, 512)
+    // KAITO's pod calls prepare_model_for_kbit_training(model), whose default turns checkpointing on.
+    assert.equal(toPlanInput(cfg, { model, target: 'cluster' }).gradientCheckpointing, true)
   })
 
   test('unset targets on a phi-3 cluster use KAITO DEFAULT_TARGET_MODULES', () => {
