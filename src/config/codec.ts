@@ -307,12 +307,11 @@ export function encode(input: PlanInput, base: Sections = {}): Sections {
       delete quant.load_in_8bit
     }
   }
-  if (input.method !== 'full') {
-    const lora = (s.LoraConfig ??= {})
-    lora.r = input.rank
-    lora.lora_alpha = input.alpha
-    lora.target_modules = input.targets === 'all-linear' ? 'all-linear' : [...input.targets]
-  }
+  // Written for full fine-tuning too: the trainer ignores LoraConfig then, and the file still round-trips.
+  const lora = (s.LoraConfig ??= {})
+  lora.r = input.rank
+  lora.lora_alpha = input.alpha
+  lora.target_modules = input.targets === 'all-linear' ? 'all-linear' : [...input.targets]
   // KAITO's ModelConfig has no attn_implementation: write it only when it is not the default.
   const attnGiven = typeof model.attn_implementation === 'string' ? ATTENTION_OF[model.attn_implementation] : undefined
   if (input.attention !== RUNTIME_DEFAULTS.attention) model.attn_implementation = ATTN_IMPLEMENTATIONS[input.attention]
