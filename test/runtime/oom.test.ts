@@ -10,7 +10,7 @@ import { parse } from 'yaml'
 import { findGpu, loadModel } from '../../src/catalog/index.ts'
 import { planMemory } from '../../src/planner/index.ts'
 import { oomAdvice } from '../../src/runtime/oom-advice.ts'
-import { planInputFor, predictionFor } from '../../src/runtime/prediction.ts'
+import { planInputFor, predictionFor, readSections } from '../../src/runtime/prediction.ts'
 import { startRun } from '../../src/runtime/supervisor.ts'
 
 const FAKE = fileURLToPath(new URL('./fixtures/fake-trainer.mjs', import.meta.url))
@@ -63,6 +63,13 @@ test('--auto-fit retries once with a written config after an OOM, and the retry 
   assert.equal(typeof adjusted.TrainingArguments.gradient_checkpointing, 'boolean')
   assert.ok(Number.isInteger(adjusted.TrainingArguments.per_device_train_batch_size))
   assert.match(readFileSync(written, 'utf8'), /^# Written by headroom tune --auto-fit/)
+  // The written file decodes (the codec, as the retry reads it) to exactly the configuration the retry was planned for.
+  const decoded = planInputFor(readSections(written), await loadModel('phi-3-mini-128k-instruct'), { device: 'cpu' })
+  const retried = planMemory(decoded)
+  assert.deepEqual(
+    { peak: retried.peakAllocatedBytes, seq: decoded.seq, batch: decoded.batch, method: decoded.method },
+    { peak: record.prediction.peakAllocatedBytes, seq: record.prediction.seq, batch: record.prediction.batch, method: record.prediction.method },
+  )
   assert.ok(logs.some((l) => l.includes('--auto-fit retries once')))
   assert.equal(record.autoFit.firstAttempt.oom.seqLen, 6144)
   assert.ok(existsSync(join(dir, 'run', 'adapter_config.json')))
