@@ -1,7 +1,7 @@
 /** POST /v1/plans, POST /v1/checks, GET /v1/models and /v1/gpus against the real planner, checker and catalog. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { planFromRequest } from '../../src/planner/index.ts'
+import { planFromRequest } from '../../src/request/index.ts'
 import { QLORA_PARAMS_TEMPLATE } from '../../src/config/templates.ts'
 import { json, makeApp } from './helpers.ts'
 
