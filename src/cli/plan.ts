@@ -97,8 +97,8 @@ const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank
 
 /**
  * The `headroom plan` arguments that give exactly the recommended input when run as printed:
- * what the user typed, with the chosen knobs. A knob is left out when the resolver gives the
- * same input without it, so no printed flag is a no-op.
+ * what the user typed, with the chosen knobs. A knob other than the method is left out when
+ * the resolver gives the same input without it, so no printed flag is a no-op.
  */
 async function recommendedArgs(typed: PlanRequest, chosen: PlanInput): Promise<string[]> {
   const request: Record<string, unknown> = { ...typed }
@@ -111,8 +111,9 @@ async function recommendedArgs(typed: PlanRequest, chosen: PlanInput): Promise<s
   }
   const same = async (r: Record<string, unknown>) => isDeepStrictEqual(await resolvePlanInput(r), chosen)
   if (!(await same(request))) throw new InternalError(`the recommended input does not resolve from its own flags: ${flagArgs(request as PlanRequest).join(' ')}`)
+  // The method stays, even where other flags imply it (--dtype alone means LoRA): it is the recommendation's headline.
   for (const k of KNOBS) {
-    if (!(k in request)) continue
+    if (k === 'method' || !(k in request)) continue
     const { [k]: _dropped, ...without } = request
     if (await same(without)) delete request[k]
   }

@@ -5,7 +5,7 @@
  * seed's best practices are the rules: QLoRA when LoRA does not fit; a batch above 1 when
  * memory allows; low ranks (8–64); expandable_segments.
  */
-import type { Quant } from '../units.ts'
+import type { Dtype, Quant } from '../units.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import type { Attention, Method, Optimizer, PlanInput, Recommendation, RecommendationReason, RecommendGoal } from './types.ts'
 import { memoryTerms, prepareTerms } from './peak.ts'
@@ -75,6 +75,8 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   const preferredRank = RANKS.reduce((a, r) => (Math.abs(r - base.rank) < Math.abs(a - base.rank) ? r : a), RANKS[0])
   const precisions = base.method === 'full' ? [{ method: 'full', quant: 'none', doubleQuant: false } as Precision, LORA, ...QLORA_PRECISIONS] : [LORA, ...QLORA_PRECISIONS]
   const flashOk = Number(gpu.computeCapability) >= 8
+  // A GPU without native bf16 (T4, V100: the catalog's bf16 flag) trains in fp16 instead.
+  const dtype: Dtype = base.dtype === 'bf16' && !gpu.bf16 && base.device === 'cuda' ? 'fp16' : base.dtype
   let planned = 0
   let best: Candidate | null = null
 
@@ -101,6 +103,7 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
             const input: PlanInput = {
               ...base,
               ...p,
+              dtype,
               rank,
               alpha: base.alpha,
               gradientCheckpointing,
@@ -186,6 +189,10 @@ function explain(base: PlanInput, c: Candidate, budget: number, margin: number, 
           ? `LoRA in 16-bit needs ${formatGiB(lora)} even at batch 1 and ${tokens}, above ${within}; QLoRA stores the frozen weights in 4-bit (${formatGiB(planMemory(r).breakdown.weights)}) and fits.`
           : `QLoRA's 4-bit weights free the memory that buys batch ${r.batch}; 16-bit LoRA (${formatGiB(lora)} at batch 1) would fit fewer sequences per step.`,
     })
+  }
+
+  if (r.dtype !== base.dtype) {
+    reasons.push({ knob: 'dtype', message: `${r.dtype}: the ${gpu.name} (compute capability ${gpu.computeCapability}) has no native ${base.dtype}.` })
   }
 
   if (r.quant === 'none') {
