@@ -69,7 +69,7 @@ const invalid: [object, string, RegExp][] = [
   [{ quant: 'int8', doubleQuant: true }, 'doubleQuant', /doubleQuant applies to 4-bit quantization only/],
   [{ method: 'full', rank: 16 }, 'rank', /rank sets the LoRA rank/],
   [{ device: 'cpu', attention: 'flash' }, 'attention', /flash needs a CUDA GPU/],
-  [{ targets: ' , ' }, 'targets', /--targets is empty/],
+  [{ targets: ' , ' }, 'targets', /^targets is empty/],
 ]
 for (const [req, path, message] of invalid) {
   test(`invalid ${JSON.stringify(req)}: ExitError on ${path}`, async () => {
