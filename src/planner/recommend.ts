@@ -9,6 +9,7 @@ import type { Dtype, Quant } from '../units.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import type { Attention, Method, Optimizer, PlanInput, Recommendation, RecommendationReason, RecommendGoal } from './types.ts'
 import { memoryTerms, prepareTerms } from './peak.ts'
+import { OPTIMIZERS } from './fields.ts'
 import { usableMemoryBytes } from './overhead.ts'
 import { planMemory } from './plan.ts'
 
@@ -33,8 +34,8 @@ const QLORA_PRECISIONS: Precision[] = [
   { method: 'qlora', quant: 'fp4', doubleQuant: true },
   { method: 'qlora', quant: 'int8', doubleQuant: false },
 ]
-const ATTENTIONS: Attention[] = ['sdpa', 'flash', 'eager']
-const OPTIMIZERS: Optimizer[] = ['adamw', 'adamw_8bit', 'paged_adamw_8bit', 'sgd']
+// Search order breaks ties in score: sdpa before flash before eager.
+const ATTENTION_ORDER: Attention[] = ['sdpa', 'flash', 'eager']
 
 // Relative step speed, a ranking heuristic only (docs/memory-model.md §Recommendation):
 // transformers' performance guide: gradient checkpointing "slows down training by approximately 20%".
@@ -87,7 +88,7 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   for (const p of precisions) {
     const ranks = p.method === 'full' ? [base.rank] : RANKS
     for (const gradientCheckpointing of [false, true]) {
-      for (const attention of ATTENTIONS) {
+      for (const attention of ATTENTION_ORDER) {
         if (attention === 'flash' && !flashOk) continue
         for (const optimizer of OPTIMIZERS) {
           for (const rank of ranks) {

@@ -38,12 +38,14 @@ async function viaLibrary(req: PlanRequest): Promise<Outcome> {
   }
 }
 
-async function viaHttp(req: PlanRequest): Promise<Outcome & { status: number; text: string }> {
+type HttpOutcome = { status: number; text: string; json?: string; path?: string }
+
+async function viaHttp(req: PlanRequest): Promise<HttpOutcome> {
   const res = await fetch(`${server.url}/v1/plans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) })
   const text = await res.text()
-  if (res.status === 200) return { ok: true, json: text, status: 200, text }
+  if (res.status === 200) return { status: 200, text, json: text }
   const body = JSON.parse(text) as { issues: { path: string }[] }
-  return { ok: false, path: body.issues[0]?.path, status: res.status, text }
+  return { path: body.issues[0]?.path, status: res.status, text }
 }
 
 /** Each (field, value) case of the table, as one request. */
