@@ -32,13 +32,16 @@ export class ConfigError extends Error {
  */
 export class ExitError extends Error {
   readonly exitCode: number
-  /** The flag or field at fault, when there is one. */
+  /** The field at fault (its JSON name, e.g. `gpu`), when there is one; the edge names it as a flag or a field. */
   readonly path?: string
-  constructor(message: string, opts: { exitCode?: number; path?: string } = {}) {
+  /** What kind of problem, e.g. `unknown_model`, so an edge can add what it offers (a list command, a route). */
+  readonly code?: string
+  constructor(message: string, opts: { exitCode?: number; path?: string; code?: string } = {}) {
     super(message)
     this.name = 'ExitError'
     this.exitCode = opts.exitCode ?? 2
     this.path = opts.path
+    this.code = opts.code
   }
 }
 

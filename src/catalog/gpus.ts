@@ -250,8 +250,8 @@ export function findGpu(name: string): Gpu {
   const gpu = lookupGpu(name)
   if (gpu) return gpu
   throw new ExitError(
-    `unknown GPU "${name}"${didYouMean(gpuKey(name), gpuNames())} (headroom plan --list-gpus lists them)`,
-    { path: '--gpu' },
+    `unknown GPU "${name}"${didYouMean(gpuKey(name), gpuNames())}`,
+    { path: 'gpu', code: 'unknown_gpu' },
   )
 }
 

@@ -26,7 +26,8 @@ export function findHardware(nameOrSku: string): Hardware {
   if (gpu) return { gpu, count: 1 }
   const candidates = [...gpuNames(), ...SKUS.map((s): [string, string] => [gpuKey(s.sku), s.sku])]
   throw new ExitError(
-    `unknown GPU or instance type "${nameOrSku}"${didYouMean(gpuKey(nameOrSku), candidates)} (headroom plan --list-gpus lists them)`,
-    { path: '--gpu' },
+    `unknown GPU or instance type "${nameOrSku}"${didYouMean(gpuKey(nameOrSku), candidates)}`,
+    // The edge adds where the list is (`headroom plan --list-gpus`, GET /v1/gpus) by code.
+    { path: 'gpu', code: 'unknown_gpu' },
   )
 }

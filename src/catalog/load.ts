@@ -34,7 +34,7 @@ const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/
  */
 export async function loadModel(ref: string, opts: LoadModelOptions = {}): Promise<ModelArch> {
   const trimmed = ref.trim()
-  if (trimmed === '') throw new ExitError('--model is empty: give a catalog id, a config.json path or a hub id', { path: '--model' })
+  if (trimmed === '') throw new ExitError('the model is empty: give a catalog id, a config.json path or a hub id', { path: 'model' })
   const known = findModelSync(trimmed)
   if (known) return known
 
@@ -43,7 +43,7 @@ export async function loadModel(ref: string, opts: LoadModelOptions = {}): Promi
   if (kind === 'dir') return archFromFile(join(trimmed, 'config.json'), trimmed)
   if (looksLikePath(trimmed)) {
     throw new ExitError(`model path "${trimmed}" does not exist: give a config.json file or a directory holding one`, {
-      path: '--model',
+      path: 'model',
     })
   }
   if (HUB_ID.test(trimmed)) return archFromHub(trimmed, opts)
@@ -71,10 +71,10 @@ async function archFromFile(file: string, dir?: string): Promise<ModelArch> {
     const code = (err as NodeJS.ErrnoException).code
     if (dir && code === 'ENOENT') {
       throw new ExitError(`model directory "${dir}" has no config.json: pass the directory of a Hugging Face checkpoint`, {
-        path: '--model',
+        path: 'model',
       })
     }
-    throw new ExitError(`cannot read ${file}: ${(err as Error).message}`, { path: '--model' })
+    throw new ExitError(`cannot read ${file}: ${(err as Error).message}`, { path: 'model' })
   }
   return archFromText(text, file, file)
 }
@@ -84,7 +84,7 @@ function archFromText(text: string, where: string, name: string): ModelArch {
   try {
     config = JSON.parse(text)
   } catch (err) {
-    throw new ExitError(`${where} is not valid JSON: ${(err as Error).message}`, { path: '--model' })
+    throw new ExitError(`${where} is not valid JSON: ${(err as Error).message}`, { path: 'model' })
   }
   return archFromHfConfig(config, name)
 }
@@ -103,20 +103,20 @@ async function archFromHub(id: string, opts: LoadModelOptions): Promise<ModelArc
   } catch (err) {
     const why = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message
     throw new ExitError(
-      `model "${id}" is not in the catalog and the Hugging Face hub can't be reached (${why}): pass a local config.json path instead, or a catalog id (headroom plan --list-models)`,
-      { path: '--model' },
+      `model "${id}" is not in the catalog and the Hugging Face hub can't be reached (${why}): pass a local config.json path instead, or a catalog id`,
+      { path: 'model', code: 'unknown_model' },
     )
   }
   if (res.status === 401 || res.status === 403) {
     throw new ExitError(
       `hub model "${id}" is gated or private (HTTP ${res.status}): set HF_TOKEN, or download its config.json and pass that path`,
-      { path: '--model' },
+      { path: 'model' },
     )
   }
   if (!res.ok) {
     throw new ExitError(
       `hub model "${id}" has no config.json (HTTP ${res.status})${didYouMean(id, catalogNames())}`,
-      { path: '--model' },
+      { path: 'model' },
     )
   }
   const arch = archFromText(await res.text(), `config.json of ${id}`, id)

@@ -56,7 +56,8 @@ export function listModels(): ModelArch[] {
 /** The error for a name that is neither in the catalog nor anything else Headroom can load. */
 export function unknownModelError(ref: string): ExitError {
   return new ExitError(
-    `unknown model "${ref}"${didYouMean(ref, catalogNames())} (headroom plan --list-models lists them)`,
-    { path: '--model' },
+    `unknown model "${ref}"${didYouMean(ref, catalogNames())}`,
+    // The edge adds where the list is (`headroom plan --list-models`, GET /v1/models) by code.
+    { path: 'model', code: 'unknown_model' },
   )
 }

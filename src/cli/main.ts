@@ -47,6 +47,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Library errors are surface-neutral; on the command line, an unknown name points to the list command.
+const CLI_HINTS: Record<string, string> = {
+  unknown_model: ' (headroom plan --list-models lists them)',
+  unknown_gpu: ' (headroom plan --list-gpus lists them)',
+}
+
 /** Turns a thrown error into one clear message and an exit code; stack traces only for bugs. */
 function report(err: unknown): number {
   if (err instanceof CommanderError) {
@@ -54,7 +60,7 @@ function report(err: unknown): number {
     return 2 // commander already printed "error: unknown option ..." with a suggestion
   }
   if (err instanceof ExitError) {
-    process.stderr.write(`headroom: ${err.message}\n`)
+    process.stderr.write(`headroom: ${err.message}${CLI_HINTS[err.code ?? ''] ?? ''}\n`)
     return err.exitCode
   }
   if (err instanceof ConfigError) {

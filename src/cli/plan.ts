@@ -5,17 +5,19 @@
  * return, or `{ plan, recommendation }` with --recommend.
  */
 import { Command, Option } from 'commander'
+import { isDeepStrictEqual } from 'node:util'
 import { listGpus, listModels } from '../catalog/index.ts'
 import { recommend } from '../planner/recommend.ts'
-import { planMemory } from '../planner/plan.ts'
-import { resolvePlanInput, type PlanRequest } from '../planner/request.ts'
+import { planMemory, planWarnings } from '../planner/plan.ts'
+import { flagArgs, PLAN_FIELD_NAMES, planField, type PlanFieldName, type PlanRequest } from '../planner/fields.ts'
+import { resolvePlanInput } from '../request/index.ts'
+import { InternalError } from '../errors.ts'
 import type { Breakdown, MemoryPlan, PlanInput, Recommendation, RecommendGoal } from '../planner/types.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import { usableMemoryBytes } from '../planner/overhead.ts'
 import { memoryTerms } from '../planner/peak.ts'
 
-type PlanFlags = Omit<PlanRequest, 'targets'> & {
-  targets?: string
+type PlanFlags = Record<string, unknown> & {
   recommend?: boolean
   goal?: RecommendGoal
   json?: boolean
@@ -26,61 +28,96 @@ type PlanFlags = Omit<PlanRequest, 'targets'> & {
 // Numbers stay strings when they are not numbers, so validation can quote what was typed.
 const numberish = (v: string): number | string => (/^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v)
 
+/**
+ * The commander options of every plan field, from the table, and the attribute commander
+ * stores each under (`--grad-checkpointing` lands in `gradCheckpointing`, the JSON field is
+ * `gradientCheckpointing`): requestOf reads them back through this map, so no flag is dropped.
+ */
+function fieldOptions(): { options: Option[]; attributes: Map<PlanFieldName, string> } {
+  const options: Option[] = []
+  const attributes = new Map<PlanFieldName, string>()
+  for (const name of PLAN_FIELD_NAMES) {
+    const f = planField(name)
+    const fallback = f.defaultNote ?? (f.default !== undefined ? String(f.default) : undefined)
+    const help = fallback ? `${f.help} (default ${fallback})` : f.help
+    if (f.kind === 'boolean') {
+      const on = new Option(f.flag, help)
+      options.push(on, new Option(`--no-${f.flag.slice(2)}`, `turn ${f.flag} off`))
+      attributes.set(name, on.attributeName())
+      continue
+    }
+    const opt = new Option(`${f.flag} <${f.arg ?? 'value'}>`, help)
+    if (f.kind === 'choice' && f.choices) opt.choices(f.choices)
+    if (f.kind === 'count' || f.kind === 'number') opt.argParser(numberish)
+    options.push(opt)
+    attributes.set(name, opt.attributeName())
+  }
+  return { options, attributes }
+}
+
 export function command(): Command {
-  return new Command('plan')
-    .option('--model <model>', 'catalog id, path/to/config.json or hub id (default phi-3-mini-128k-instruct)')
-    .option('--config <file>', 'KAITO training_config or ConfigMap YAML; flags override it')
-    .addOption(new Option('--phase <phase>', 'load = model loaded, before the first step; default train').choices(['load', 'train']))
-    .addOption(new Option('--method <method>', 'fine-tuning method (default qlora)').choices(['full', 'lora', 'qlora']))
-    .addOption(new Option('--dtype <dtype>', 'weights and compute dtype (default bf16); alone, the unquantized precision').choices(['fp32', 'fp16', 'bf16']))
-    .addOption(new Option('--quant <quant>', 'bitsandbytes quantization of the base weights (default nf4 for qlora)').choices(['none', 'int8', 'nf4', 'fp4']))
-    .option('--double-quant', 'quantize the 4-bit scales too (default on for the seed case)')
-    .option('--no-double-quant', 'keep fp32 block scales')
-    .option('--rank <n>', 'LoRA rank (default 8)', numberish)
-    .option('--alpha <n>', 'LoRA alpha (default 8)', numberish)
-    .option('--targets <modules>', 'LoRA target modules, comma-separated, or all-linear')
-    .option('--batch <n>', 'micro-batch per device (default 1)', numberish)
-    .option('--seq <n>', 'tokens per sequence (default 2048)', numberish)
-    .option('--grad-checkpointing', 'recompute activations in backward (default on for qlora)')
-    .option('--no-grad-checkpointing', 'keep every activation for backward')
-    .addOption(new Option('--attention <impl>', 'attention implementation (default sdpa)').choices(['eager', 'sdpa', 'flash']))
-    .addOption(new Option('--optimizer <name>', 'optimizer (default adamw)').choices(['adamw', 'adamw_8bit', 'paged_adamw_8bit', 'sgd']))
-    .option('--gpu <gpu>', 'GPU name or Azure SKU, e.g. A100-80GB, Standard_NC24ads_A100_v4 (default A100-80GB)')
-    .option('--gpus <n>', 'GPUs (default: the SKU\'s count, else 1)', numberish)
-    .addOption(new Option('--parallelism <kind>', 'multi-GPU strategy (default ddp)').choices(['ddp', 'fsdp']))
-    .addOption(new Option('--device <device>', 'cpu: no CUDA context or allocator slack').choices(['cuda', 'cpu']))
+  const { options, attributes } = fieldOptions()
+  const cmd = new Command('plan')
+  for (const o of options) cmd.addOption(o)
+  return cmd
     .option('--recommend', 'search for the configuration that fits best and explain it')
     .addOption(new Option('--goal <goal>', 'what --recommend maximises (default max-throughput)').choices(['max-throughput', 'max-context']))
-    .option('--json', 'print the MemoryPlan as JSON ({plan, recommendation} with --recommend)')
+    .option('--json', 'print the MemoryPlan as JSON ({plan, recommendation, command} with --recommend)')
     .option('--list-models', 'list catalog models and exit')
     .option('--list-gpus', 'list GPUs and exit')
     .action(async (flags: PlanFlags, cmd: Command) => {
       if (flags.listModels) return void process.stdout.write(`${listModels().map((m) => `${m.name}  ${formatCount(m.params)} params`).join('\n')}\n`)
       if (flags.listGpus) return void process.stdout.write(`${listGpus().map((g) => `${g.name}  ${formatGiB(g.memoryBytes)}`).join('\n')}\n`)
-      const input = await resolvePlanInput(requestOf(flags, cmd), { names: 'flags' })
+      const request = requestOf(flags, cmd, attributes)
+      const input = await resolvePlanInput(request, { names: 'flags' })
       const plan = planMemory(input)
-      const rec = flags.recommend ? recommend(input, { goal: flags.goal, seq: cmd.getOptionValueSource('seq') === 'cli' ? input.seq : undefined }) : undefined
+      const rec = flags.recommend ? recommend(input, { goal: flags.goal, seq: request.seq !== undefined ? input.seq : undefined }) : undefined
+      const args = rec ? await recommendedArgs(request, rec.input) : null
       if (flags.json) {
-        const out = flags.recommend ? { plan, recommendation: rec ?? null } : plan
+        const out = flags.recommend ? { plan, recommendation: rec ?? null, command: args } : plan
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
         return
       }
       process.stdout.write(renderPlan(input, plan))
-      if (flags.recommend) process.stdout.write(renderRecommendation(input, rec ?? null))
+      if (flags.recommend) process.stdout.write(renderRecommendation(input, rec ?? null, args))
     })
 }
 
-/** Only the flags the user typed: defaults belong to resolvePlanInput, after --config. */
-function requestOf(flags: PlanFlags, cmd: Command): Record<string, unknown> {
-  const fields = [
-    'model', 'config', 'phase', 'method', 'dtype', 'quant', 'doubleQuant', 'rank', 'alpha', 'targets', 'batch', 'seq',
-    'gradientCheckpointing', 'attention', 'optimizer', 'gpu', 'gpus', 'parallelism', 'device',
-  ] as const
+/** Only the fields the user typed: defaults belong to resolvePlanInput, after --config. */
+function requestOf(flags: PlanFlags, cmd: Command, attributes: Map<PlanFieldName, string>): PlanRequest {
   const req: Record<string, unknown> = {}
-  for (const f of fields) {
-    if (cmd.getOptionValueSource(f) === 'cli' && flags[f] !== undefined) req[f] = flags[f]
+  for (const [name, attribute] of attributes) {
+    if (cmd.getOptionValueSource(attribute) === 'cli' && flags[attribute] !== undefined) req[name] = flags[attribute]
   }
-  return req
+  return req as PlanRequest
+}
+
+// What the recommendation chooses; the rest of the request (model, config, GPU, device) stays as typed.
+const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank', 'alpha', 'targets', 'batch', 'seq', 'gradientCheckpointing', 'attention', 'optimizer']
+
+/**
+ * The `headroom plan` arguments that give exactly the recommended input when run as printed:
+ * what the user typed, with the chosen knobs. A knob other than the method is left out when
+ * the resolver gives the same input without it, so no printed flag is a no-op.
+ */
+async function recommendedArgs(typed: PlanRequest, chosen: PlanInput): Promise<string[]> {
+  const request: Record<string, unknown> = { ...typed }
+  for (const k of KNOBS) {
+    const value = chosen[k as keyof PlanInput]
+    if (k === 'quant' && chosen.method === 'full') delete request[k]
+    else if ((k === 'rank' || k === 'alpha' || k === 'targets') && chosen.method === 'full') delete request[k]
+    else if (k === 'doubleQuant' && chosen.quant !== 'nf4' && chosen.quant !== 'fp4') delete request[k]
+    else request[k] = value
+  }
+  const same = async (r: Record<string, unknown>) => isDeepStrictEqual(await resolvePlanInput(r), chosen)
+  if (!(await same(request))) throw new InternalError(`the recommended input does not resolve from its own flags: ${flagArgs(request as PlanRequest).join(' ')}`)
+  // The method stays, even where other flags imply it (--dtype alone means LoRA): it is the recommendation's headline.
+  for (const k of KNOBS) {
+    if (k === 'method' || !(k in request)) continue
+    const { [k]: _dropped, ...without } = request
+    if (await same(without)) delete request[k]
+  }
+  return ['headroom', 'plan', ...flagArgs(request as PlanRequest)]
 }
 
 const BAR_WIDTH = 28
@@ -157,22 +194,13 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
   } else {
     lines.push(`trainable: all ${formatCount(plan.trainableParams)} parameters`)
   }
-  for (const w of plan.warnings) lines.push(`warning [${w.code}]: ${w.message}`)
+  // The JSON names fields; on the terminal the same warnings name flags.
+  for (const w of planWarnings(input, 'flags')) lines.push(`warning [${w.code}]: ${w.message}`)
   return `${lines.join('\n')}\n`
 }
 
-function flagsOf(i: PlanInput): string {
-  const parts = [`--method ${i.method}`]
-  if (i.quant !== 'none') parts.push(`--quant ${i.quant}${i.doubleQuant ? ' --double-quant' : ''}`)
-  parts.push(`--dtype ${i.dtype}`)
-  if (i.method !== 'full') parts.push(`--rank ${i.rank}`)
-  parts.push(`--batch ${i.batch}`, `--seq ${i.seq}`, i.gradientCheckpointing ? '--grad-checkpointing' : '--no-grad-checkpointing')
-  parts.push(`--attention ${i.attention}`, `--optimizer ${i.optimizer}`)
-  return parts.join(' ')
-}
-
 /** The recommendation: the chosen flags, its peak, one reason per choice, and the env to set. */
-export function renderRecommendation(base: PlanInput, rec: Recommendation | null): string {
+export function renderRecommendation(base: PlanInput, rec: Recommendation | null, args: string[] | null): string {
   if (base.phase === 'load') return '\nrecommendation: --recommend plans training; drop --phase load\n'
   if (!base.gpu) return '\nrecommendation: --recommend needs a GPU to fit: add --gpu (and --device cuda)\n'
   if (!rec) {
@@ -180,9 +208,14 @@ export function renderRecommendation(base: PlanInput, rec: Recommendation | null
     return `\nrecommendation: nothing fits ${base.model.name} on ${gpu} with a 10% margin: try a shorter --seq or a GPU with more memory\n`
   }
   const lines = ['', `recommendation (${formatCount(rec.candidatesSearched)} configurations searched):`]
-  lines.push(`  ${flagsOf(rec.input)}`)
+  if (args) lines.push(`  ${args.map(shellWord).join(' ')}`)
   lines.push(`  peak ${formatGiB(rec.plan.peakBytes)}, ${formatCount(rec.input.batch * rec.input.seq)} tokens per step`)
   for (const r of rec.reasons) lines.push(`  - ${r.knob}: ${r.message}`)
   for (const [k, v] of Object.entries(rec.env)) lines.push(`  env ${k}=${v}`)
   return `${lines.join('\n')}\n`
+}
+
+/** An argument as a shell would need it typed. */
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`
 }

@@ -3,6 +3,7 @@
  * synchronous; the CLI, the HTTP API and the fit search all go through here.
  */
 import { formatGiB } from '../units.ts'
+import { fieldName, fieldSetting, type FieldNames } from './fields.ts'
 import type { MemoryPlan, PlanInput, PlanWarning } from './types.ts'
 import { maxSeqLen } from './fit.ts'
 import { memoryTerms, type MemoryTerms } from './peak.ts'
@@ -37,57 +38,69 @@ export function planMemory(input: PlanInput): MemoryPlan {
     fits,
     headroomBytes,
     maxSeqLen: gpu ? maxSeqLen(input) : null,
-    warnings: warningsFor(input, t),
+    warnings: warningsFor(input, t, 'fields'),
   }
 }
 
-function warningsFor(input: PlanInput, t: MemoryTerms): PlanWarning[] {
+/**
+ * The plan's warnings with fields named for an edge: planMemory's JSON names them as JSON
+ * fields (the same for `plan --json` and `POST /v1/plans`); the CLI's report names flags.
+ * @example planWarnings({ ...input, gpu: t4 }, 'flags')[0].message // "... use --dtype fp16"
+ */
+export function planWarnings(input: PlanInput, names: FieldNames): PlanWarning[] {
+  return warningsFor(input, memoryTerms(input), names)
+}
+
+function warningsFor(input: PlanInput, t: MemoryTerms, names: FieldNames): PlanWarning[] {
+  const set = (field: string, value: unknown) => fieldSetting(field, value, names)
+  const name = (field: string) => fieldName(field, names)
   const warnings: PlanWarning[] = []
   const arch = input.model
   const gpu = input.gpu
   if (input.method !== 'full' && t.match.unmatched.length > 0) {
-    warnings.push({ code: 'target_unmatched', message: unmatchedMessage(t.shape, t.match.unmatched, arch.name) })
+    warnings.push({ code: 'target_unmatched', message: unmatchedMessage(t.shape, t.match.unmatched, arch.name, names) })
   }
   if (input.method !== 'full' && t.trainableParams === 0) {
     warnings.push({
       code: 'no_target_matched',
-      message: `no LoRA target matches a module of ${arch.name}, so peft would refuse to start ("Target modules ... not found"): use --targets all-linear`,
+      message: `no LoRA target matches a module of ${arch.name}, so peft would refuse to start ("Target modules ... not found"): use ${set('targets', 'all-linear')}`,
     })
   }
   if (input.phase === 'train' && input.seq > arch.maxPositionEmbeddings) {
     warnings.push({
       code: 'seq_beyond_model',
-      message: `--seq ${input.seq} is longer than ${arch.name}'s max_position_embeddings ${arch.maxPositionEmbeddings}: lower --seq`,
+      message: `${set('seq', input.seq)} is longer than ${arch.name}'s max_position_embeddings ${arch.maxPositionEmbeddings}: lower ${name('seq')}`,
     })
   }
   if (gpu && input.device === 'cuda' && input.dtype === 'bf16' && !gpu.bf16) {
     warnings.push({
       code: 'bf16_unsupported',
-      message: `the ${gpu.name} (compute capability ${gpu.computeCapability}) has no native bfloat16: use --dtype fp16`,
+      message: `the ${gpu.name} (compute capability ${gpu.computeCapability}) has no native bfloat16: use ${set('dtype', 'fp16')}`,
     })
   }
   if (gpu && input.attention === 'flash' && Number(gpu.computeCapability) < 8) {
     warnings.push({
       code: 'flash_unsupported',
-      message: `flash_attention_2 needs compute capability 8.0 or newer and the ${gpu.name} has ${gpu.computeCapability}: use --attention sdpa`,
+      message: `flash_attention_2 needs compute capability 8.0 or newer and the ${gpu.name} has ${gpu.computeCapability}: use ${set('attention', 'sdpa')}`,
     })
   }
   if (gpu && t.peakBytes > usableMemoryBytes(gpu)) {
-    warnings.push({ code: 'does_not_fit', message: doesNotFit(input, t.peakBytes) })
+    warnings.push({ code: 'does_not_fit', message: doesNotFit(input, t.peakBytes, names) })
   }
   return warnings
 }
 
-function doesNotFit(input: PlanInput, peakBytes: number): string {
+function doesNotFit(input: PlanInput, peakBytes: number, names: FieldNames): string {
+  const set = (field: string, value: unknown) => fieldSetting(field, value, names)
   const gpu = input.gpu!
   const need = `needs ${formatGiB(peakBytes)}, the ${gpu.name} has ${formatGiB(usableMemoryBytes(gpu))} usable`
-  if (input.phase === 'load') return `${need}: use --quant nf4 or a larger GPU`
+  if (input.phase === 'load') return `${need}: use ${set('quant', 'nf4')} or a larger GPU`
   const fixes: string[] = []
-  if (input.quant === 'none' && input.method !== 'full') fixes.push('--method qlora --quant nf4')
-  if (input.method === 'full') fixes.push('--method lora')
-  if (!input.gradientCheckpointing) fixes.push('--grad-checkpointing')
-  if (input.attention === 'eager') fixes.push('--attention sdpa')
-  if (input.batch > 1) fixes.push('a lower --batch')
-  else fixes.push('a lower --seq')
+  if (input.quant === 'none' && input.method !== 'full') fixes.push(`${set('method', 'qlora')} ${names === 'flags' ? '' : 'and '}${set('quant', 'nf4')}`)
+  if (input.method === 'full') fixes.push(set('method', 'lora'))
+  if (!input.gradientCheckpointing) fixes.push(set('gradientCheckpointing', true))
+  if (input.attention === 'eager') fixes.push(set('attention', 'sdpa'))
+  if (input.batch > 1) fixes.push(`a lower ${fieldName('batch', names)}`)
+  else fixes.push(`a lower ${fieldName('seq', names)}`)
   return `${need}: use ${fixes.join(', or ')}`
 }

@@ -5,10 +5,11 @@
  * seed's best practices are the rules: QLoRA when LoRA does not fit; a batch above 1 when
  * memory allows; low ranks (8–64); expandable_segments.
  */
-import type { Quant } from '../units.ts'
+import type { Dtype, Quant } from '../units.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import type { Attention, Method, Optimizer, PlanInput, Recommendation, RecommendationReason, RecommendGoal } from './types.ts'
 import { memoryTerms, prepareTerms } from './peak.ts'
+import { OPTIMIZERS } from './fields.ts'
 import { usableMemoryBytes } from './overhead.ts'
 import { planMemory } from './plan.ts'
 
@@ -33,8 +34,8 @@ const QLORA_PRECISIONS: Precision[] = [
   { method: 'qlora', quant: 'fp4', doubleQuant: true },
   { method: 'qlora', quant: 'int8', doubleQuant: false },
 ]
-const ATTENTIONS: Attention[] = ['sdpa', 'flash', 'eager']
-const OPTIMIZERS: Optimizer[] = ['adamw', 'adamw_8bit', 'paged_adamw_8bit', 'sgd']
+// Search order breaks ties in score: sdpa before flash before eager.
+const ATTENTION_ORDER: Attention[] = ['sdpa', 'flash', 'eager']
 
 // Relative step speed, a ranking heuristic only (docs/memory-model.md §Recommendation):
 // transformers' performance guide: gradient checkpointing "slows down training by approximately 20%".
@@ -75,6 +76,8 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   const preferredRank = RANKS.reduce((a, r) => (Math.abs(r - base.rank) < Math.abs(a - base.rank) ? r : a), RANKS[0])
   const precisions = base.method === 'full' ? [{ method: 'full', quant: 'none', doubleQuant: false } as Precision, LORA, ...QLORA_PRECISIONS] : [LORA, ...QLORA_PRECISIONS]
   const flashOk = Number(gpu.computeCapability) >= 8
+  // A GPU without native bf16 (T4, V100: the catalog's bf16 flag) trains in fp16 instead.
+  const dtype: Dtype = base.dtype === 'bf16' && !gpu.bf16 && base.device === 'cuda' ? 'fp16' : base.dtype
   let planned = 0
   let best: Candidate | null = null
 
@@ -85,7 +88,7 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   for (const p of precisions) {
     const ranks = p.method === 'full' ? [base.rank] : RANKS
     for (const gradientCheckpointing of [false, true]) {
-      for (const attention of ATTENTIONS) {
+      for (const attention of ATTENTION_ORDER) {
         if (attention === 'flash' && !flashOk) continue
         for (const optimizer of OPTIMIZERS) {
           for (const rank of ranks) {
@@ -101,6 +104,7 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
             const input: PlanInput = {
               ...base,
               ...p,
+              dtype,
               rank,
               alpha: base.alpha,
               gradientCheckpointing,
@@ -186,6 +190,10 @@ function explain(base: PlanInput, c: Candidate, budget: number, margin: number, 
           ? `LoRA in 16-bit needs ${formatGiB(lora)} even at batch 1 and ${tokens}, above ${within}; QLoRA stores the frozen weights in 4-bit (${formatGiB(planMemory(r).breakdown.weights)}) and fits.`
           : `QLoRA's 4-bit weights free the memory that buys batch ${r.batch}; 16-bit LoRA (${formatGiB(lora)} at batch 1) would fit fewer sequences per step.`,
     })
+  }
+
+  if (r.dtype !== base.dtype) {
+    reasons.push({ knob: 'dtype', message: `${r.dtype}: the ${gpu.name} (compute capability ${gpu.computeCapability}) has no native ${base.dtype}.` })
   }
 
   if (r.quant === 'none') {

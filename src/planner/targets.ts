@@ -4,6 +4,7 @@
  * target or key.endswith("." + target)); `all-linear` is every Linear but the output head
  * (peft `_maybe_include_all_linear_layers`).
  */
+import { fieldSetting, type FieldNames } from './fields.ts'
 import type { ModelShape, RoledLinear } from './shape.ts'
 
 export type TargetMatch = {
@@ -66,7 +67,7 @@ function computeMatch(shape: ModelShape, targets: string[] | 'all-linear'): Targ
  * Says why targets matched nothing and what the model calls its Linears, e.g. that Phi-3
  * fuses attention into qkv_proj.
  */
-export function unmatchedMessage(shape: ModelShape, unmatched: string[], modelName: string): string {
+export function unmatchedMessage(shape: ModelShape, unmatched: string[], modelName: string, naming: FieldNames = 'fields'): string {
   const names = shape.linears.map((m) => m.name)
   const has = (n: string) => names.includes(n)
   const hints: string[] = []
@@ -81,7 +82,7 @@ export function unmatchedMessage(shape: ModelShape, unmatched: string[], modelNa
   const verb = unmatched.length === 1 ? 'matches' : 'match'
   return (
     `${list} ${verb} no module of ${modelName}${why}; its Linear modules are ${names.join(', ')}: ` +
-    `use --targets ${suggestTargets(shape, unmatched)} or --targets all-linear`
+    `use ${fieldSetting('targets', suggestTargets(shape, unmatched), naming)} or ${fieldSetting('targets', 'all-linear', naming)}`
   )
 }
 

@@ -4,13 +4,15 @@
  */
 import type { Dtype, Quant } from '../units.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
+import type { ATTENTIONS, DEVICES, METHODS, OPTIMIZERS, PARALLELISMS, PHASES } from './fields.ts'
 
-export type Phase = 'load' | 'train'
-export type Method = 'full' | 'lora' | 'qlora'
-export type Attention = 'eager' | 'sdpa' | 'flash'
-export type Optimizer = 'adamw' | 'adamw_8bit' | 'paged_adamw_8bit' | 'sgd'
-export type Device = 'cuda' | 'cpu'
-export type Parallelism = 'ddp' | 'fsdp'
+// The enums come from the plan-field table (fields.ts), the one place their values are listed.
+export type Phase = (typeof PHASES)[number]
+export type Method = (typeof METHODS)[number]
+export type Attention = (typeof ATTENTIONS)[number]
+export type Optimizer = (typeof OPTIMIZERS)[number]
+export type Device = (typeof DEVICES)[number]
+export type Parallelism = (typeof PARALLELISMS)[number]
 
 /** A fully resolved planning question: every knob has a value. */
 export type PlanInput = {

@@ -38,6 +38,12 @@ export function zodIssues(error: z.ZodError, prefix = ''): ApiIssue[] {
   })
 }
 
+// Library errors are surface-neutral; over HTTP, an unknown name points to the catalog route.
+const API_HINTS: Record<string, string> = {
+  unknown_model: ' (GET /v1/models lists them)',
+  unknown_gpu: ' (GET /v1/gpus lists them)',
+}
+
 /**
  * Maps what library functions throw for bad input to a 400: ConfigError keeps its issues,
  * ExitError names its field. Anything else is not the client's fault and returns undefined.
@@ -45,6 +51,6 @@ export function zodIssues(error: z.ZodError, prefix = ''): ApiIssue[] {
 export function fromLibraryError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err
   if (err instanceof ConfigError) return new HttpError(400, err.issues.map(({ code, path, message }) => ({ code, path, message })))
-  if (err instanceof ExitError) return httpError(400, 'invalid_value', err.path || 'body', err.message)
+  if (err instanceof ExitError) return httpError(400, err.code ?? 'invalid_value', err.path || 'body', `${err.message}${API_HINTS[err.code ?? ''] ?? ''}`)
   return undefined
 }

@@ -12,6 +12,8 @@ export type CheckInput = { config: string; model?: string; gpu?: string; seq?: n
 export type Services = {
   /** Validates plan flags (camelCase) and plans; throws HttpError/ExitError/ConfigError for bad input. */
   plan(body: unknown): Promise<MemoryPlan>
+  /** The plan-field table (names, types, choices, defaults, help) the dashboard builds its form from. */
+  planFields(): Promise<unknown[]>
   check(input: CheckInput): Promise<unknown>
   startRun(): Promise<StartRun>
   models(): Promise<unknown[]>
@@ -26,8 +28,11 @@ export function defaultServices(): Services {
       if (body !== null && typeof body === 'object' && 'config' in body) {
         throw httpError(400, 'unknown_field', 'config', 'POST /v1/plans takes plan fields only; send a config\'s text to POST /v1/checks (with model and gpu) to plan it')
       }
-      const { planFromRequest } = await import('../planner/index.ts')
+      const { planFromRequest } = await import('../request/index.ts')
       return planFromRequest(body)
+    },
+    async planFields() {
+      return (await import('../planner/fields.ts')).planFieldsJson()
     },
     async check(input) {
       const { checkConfig } = await import('../config/index.ts')

@@ -20,11 +20,11 @@ test('plan --json prints exactly the MemoryPlan', () => {
   assert.equal(plan.gpu.name, 'A100-80GB')
 })
 
-test('plan --recommend --json prints {plan, recommendation}', () => {
+test('plan --recommend --json prints {plan, recommendation, command}', () => {
   const r = run('--recommend', '--json')
   assert.equal(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout)
-  assert.deepEqual(Object.keys(out), ['plan', 'recommendation'])
+  assert.deepEqual(Object.keys(out), ['plan', 'recommendation', 'command'])
   assert.ok(out.recommendation.candidatesSearched >= 10_000)
   assert.ok(out.recommendation.reasons.length >= 8)
 })

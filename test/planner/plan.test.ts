@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { planMemory } from '../../src/planner/plan.ts'
+import { planMemory, planWarnings } from '../../src/planner/plan.ts'
 import { memoryTerms, peakBytesOf } from '../../src/planner/peak.ts'
 import { usableMemoryBytes, CUDA_CONTEXT_BYTES } from '../../src/planner/overhead.ts'
 import type { PlanInput } from '../../src/planner/types.ts'
@@ -172,13 +172,18 @@ test('fits, headroom and maxSeqLen against the usable memory of the GPU', () => 
   assert.ok(peakBytesOf({ ...seedLora, seq: max + 1 }) > usable)
 })
 
-test('warnings: does_not_fit names the fix, bf16 on a T4 suggests fp16', () => {
+test('warnings: does_not_fit names the fix, bf16 on a T4 suggests fp16; JSON fields in the plan, flags for the terminal', () => {
   const big = planMemory({ ...seedLora, seq: 8000 })
   const w = big.warnings.find((x) => x.code === 'does_not_fit')
   assert.ok(w)
-  assert.match(w.message, /needs .* GiB, the A100-80GB has .* GiB usable: use --method qlora/)
+  assert.match(w.message, /needs .* GiB, the A100-80GB has .* GiB usable: use method: "qlora" and quant: "nf4"/)
+  assert.doesNotMatch(w.message, /--/)
+  const flagged = planWarnings({ ...seedLora, seq: 8000 }, 'flags').find((x) => x.code === 'does_not_fit')
+  assert.match(flagged?.message ?? '', /use --method qlora --quant nf4, or --grad-checkpointing/)
   const onT4 = planMemory({ ...seedInput, gpu: t4 })
-  assert.ok(onT4.warnings.some((x) => x.code === 'bf16_unsupported' && /--dtype fp16/.test(x.message)))
+  assert.ok(onT4.warnings.some((x) => x.code === 'bf16_unsupported' && /use dtype: "fp16"/.test(x.message)))
+  assert.ok(planWarnings({ ...seedInput, gpu: t4 }, 'flags').some((x) => x.code === 'bf16_unsupported' && /use --dtype fp16/.test(x.message)))
+  assert.deepEqual(planWarnings({ ...seedInput, gpu: t4 }, 'fields'), onT4.warnings)
 })
 
 test('planMemory is pure: same input, same plan; the input is not modified', () => {

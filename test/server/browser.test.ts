@@ -71,6 +71,20 @@ test('the dashboard draws the plan explorer and a live run', { skip: !existsSync
     assert.deepEqual(legend, ['Sequence length (tokens)', 'LoRA', 'QLoRA', 'A100-80GB memory'])
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-plan.png'), fullPage: true })
 
+    // The form is built from the plan-field table, and a field set in it reaches the plan:
+    // LoRA with and without checkpointing shows the peak POST /v1/plans gives for each.
+    const { fields } = (await (await fetch(`${server.url}/v1/plan-fields`)).json()) as { fields: { name: string; form?: unknown }[] }
+    for (const f of fields.filter((x) => x.form)) assert.ok(await page.$(`#f-${f.name}`), `a form control for ${f.name}`)
+    assert.ok(await page.$('#f-gradientCheckpointing'))
+    for (const gc of [true, false]) {
+      const drawn = await page.$eval('body', (b) => b.dataset.planDrawn)
+      await page.selectOption('#f-method', 'lora')
+      await page.selectOption('#f-gradientCheckpointing', String(gc))
+      await page.waitForFunction((before) => document.body.dataset.planDrawn !== before, drawn, { timeout: 60_000 })
+      const api = (await (await fetch(`${server.url}/v1/plans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'phi-3-mini-128k-instruct', gpu: 'A100-80GB', method: 'lora', dtype: 'bf16', batch: 1, seq: 2048, rank: 8, gradientCheckpointing: gc, attention: 'sdpa', optimizer: 'adamw' }) })).json()) as { peakBytes: number }
+      assert.match(await page.textContent('#plan-summary') ?? '', new RegExp(`^${(api.peakBytes / 1024 ** 3).toFixed(1)} GiB peak`), `checkpointing ${gc}`)
+    }
+
     // A run reported with canned events: the runs list, then the run view, which keeps
     // drawing as more events arrive over SSE.
     const events = cannedEvents(40, Date.now() - 60_000)

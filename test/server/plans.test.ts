@@ -1,7 +1,7 @@
 /** POST /v1/plans, POST /v1/checks, GET /v1/models and /v1/gpus against the real planner, checker and catalog. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { planFromRequest } from '../../src/planner/index.ts'
+import { planFromRequest } from '../../src/request/index.ts'
 import { QLORA_PARAMS_TEMPLATE } from '../../src/config/templates.ts'
 import { json, makeApp } from './helpers.ts'
 
@@ -92,4 +92,19 @@ test('POST /v1/plans and `headroom plan --json` print the same plan for the same
   const { app } = makeApp()
   const res = await app.request('/v1/plans', json({ method: 'lora', seq: 4096, gpu: 'A10', rank: 16, batch: 2 }))
   assert.deepEqual(await res.json(), JSON.parse(cli.stdout))
+})
+
+test('GET /v1/plan-fields serves the plan-field table the dashboard builds its form from', async () => {
+  const { PLAN_FIELD_NAMES, PLAN_FIELDS } = await import('../../src/planner/fields.ts')
+  const { app } = makeApp()
+  const res = await app.request('/v1/plan-fields')
+  assert.equal(res.status, 200)
+  const { fields } = (await res.json()) as { fields: { name: string; flag: string; kind: string; choices?: string[]; default: unknown; schema?: unknown }[] }
+  assert.deepEqual(fields.map((f) => f.name), PLAN_FIELD_NAMES)
+  const gc = fields.find((f) => f.name === 'gradientCheckpointing')
+  assert.equal(gc?.flag, '--grad-checkpointing')
+  assert.equal(gc?.kind, 'boolean')
+  assert.deepEqual(fields.find((f) => f.name === 'attention')?.choices, [...PLAN_FIELDS.attention.choices])
+  assert.equal(fields.find((f) => f.name === 'seq')?.default, 2048)
+  assert.ok(fields.every((f) => f.schema === undefined), 'no zod internals on the wire')
 })

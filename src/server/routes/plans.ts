@@ -1,5 +1,6 @@
 /**
  * POST /v1/plans answers the same MemoryPlan as `headroom plan --json` for the same flags;
+ * GET /v1/plan-fields serves the plan-field table the dashboard's form is built from;
  * POST /v1/checks validates a tuning config as `headroom check --json` does.
  */
 import { Hono } from 'hono'
@@ -23,5 +24,6 @@ const checkBody = z
 export function planRoutes(services: Services): Hono {
   return new Hono()
     .post('/plans', async (c) => c.json(await services.plan(await readJsonRaw(c))))
+    .get('/plan-fields', async (c) => c.json({ fields: await services.planFields() }))
     .post('/checks', async (c) => c.json(await services.check(await readJson(c, checkBody))))
 }

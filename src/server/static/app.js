@@ -40,29 +40,56 @@ let curve = null
 let curveGpu = null
 let generation = 0
 
+let formFields = []
+
+/** One form control for one plan field, from the table: a select for choices, booleans and catalog lists, else a number input. */
+function controlFor(field, catalogs) {
+  const label = document.createElement('label')
+  label.append(`${field.form.label} `)
+  let el
+  if (field.form.catalog || field.kind === 'choice' || field.kind === 'boolean') {
+    el = document.createElement('select')
+    // A default that depends on other fields (checkpointing: on for qlora) is left to the planner.
+    if (field.default == null) el.append(new Option('default', ''))
+    if (field.form.catalog === 'models') for (const m of catalogs.models) el.append(new Option(`${m.name} (${(m.params / 1e9).toFixed(1)}B)`, m.name))
+    else if (field.form.catalog === 'gpus') for (const g of catalogs.gpus) el.append(new Option(`${g.name} (${gib(g.memoryBytes, 0)})`, g.name))
+    else if (field.kind === 'boolean') el.append(new Option('on', 'true'), new Option('off', 'false'))
+    else for (const c of field.choices) el.append(new Option(c, c))
+  } else {
+    el = document.createElement('input')
+    el.type = 'number'
+    el.step = field.kind === 'count' ? '1' : 'any'
+    if (field.form.min != null) el.min = String(field.form.min)
+    if (field.form.max != null) el.max = String(field.form.max)
+  }
+  el.name = field.name
+  el.id = `f-${field.name}`
+  el.title = field.defaultNote ? `${field.help}; default ${field.defaultNote}` : field.help
+  el.value = field.default == null ? '' : String(field.default)
+  label.append(el)
+  return label
+}
+
 async function loadCatalog() {
-  const [{ models }, { gpus }] = await Promise.all([api('/v1/models'), api('/v1/gpus')])
+  const [{ models }, { gpus }, { fields }] = await Promise.all([api('/v1/models'), api('/v1/gpus'), api('/v1/plan-fields')])
+  formFields = fields.filter((f) => f.form)
+  const form = $('#plan-form')
+  form.replaceChildren(...formFields.map((f) => controlFor(f, { models, gpus })))
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '')
-  const modelSel = $('#f-model')
-  for (const m of models) modelSel.append(new Option(`${m.name} (${(m.params / 1e9).toFixed(1)}B)`, m.name))
-  modelSel.value = params.get('model') ?? (models.some((m) => m.name === 'phi-3-mini-128k-instruct') ? 'phi-3-mini-128k-instruct' : models[0]?.name)
-  const gpuSel = $('#f-gpu')
-  for (const g of gpus) gpuSel.append(new Option(`${g.name} (${gib(g.memoryBytes, 0)})`, g.name))
-  gpuSel.value = params.get('gpu') ?? (gpus.some((g) => g.name === 'A100-80GB') ? 'A100-80GB' : gpus[0]?.name)
-  for (const key of ['method', 'batch', 'seq', 'rank']) if (params.has(key)) $(`#f-${key}`).value = params.get(key)
+  for (const f of formFields) if (params.has(f.name)) $(`#f-${f.name}`).value = params.get(f.name)
   catalogLoaded = models
 }
 
+/** The form as a plan request: the table says each field's type; an empty control is left to the planner. */
 function formFlags() {
   const f = new FormData($('#plan-form'))
-  return {
-    model: f.get('model'),
-    gpu: f.get('gpu'),
-    method: f.get('method'),
-    batch: Number(f.get('batch')),
-    seq: Number(f.get('seq')),
-    rank: Number(f.get('rank')),
+  const flags = {}
+  for (const field of formFields) {
+    const v = f.get(field.name)
+    if (v == null || v === '') continue
+    flags[field.name] = field.kind === 'boolean' ? v === 'true' : field.kind === 'count' || field.kind === 'number' ? Number(v) : v
   }
+  return flags
 }
 
 async function showPlan() {
@@ -122,7 +149,8 @@ async function updatePlan() {
   delete base.method
   const ends = await Promise.all(['lora', 'qlora'].map((method) => planOf({ ...base, method }).catch(() => null)))
   if (gen !== generation) return
-  const seqs = seqRange(model?.maxPositionEmbeddings ?? 4096, flags.seq, ends.map((p) => p?.maxSeqLen ?? null))
+  const seq = flags.seq ?? formFields.find((f) => f.name === 'seq')?.default
+  const seqs = seqRange(model?.maxPositionEmbeddings ?? 4096, seq, ends.map((p) => p?.maxSeqLen ?? null))
   const points = await Promise.all(
     ['lora', 'qlora'].map((method) => Promise.all(seqs.map((seq) => planOf({ ...base, method, seq }).then((p) => p.peakBytes / GIB, () => null)))),
   )

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ExitError } from '../../src/errors.ts'
-import { parsePlanRequest, planFromRequest, resolvePlanInput, PLAN_DEFAULTS } from '../../src/planner/request.ts'
+import { parsePlanRequest, planFromRequest, resolvePlanInput } from '../../src/request/index.ts'
+import { PLAN_DEFAULTS } from '../../src/planner/fields.ts'
 
 test('no fields: the seed case (phi-3-mini-128k, KAITO qlora template, A100-80GB, seq 2048)', async () => {
   const input = await resolvePlanInput({})
@@ -68,7 +69,7 @@ const invalid: [object, string, RegExp][] = [
   [{ quant: 'int8', doubleQuant: true }, 'doubleQuant', /doubleQuant applies to 4-bit quantization only/],
   [{ method: 'full', rank: 16 }, 'rank', /rank sets the LoRA rank/],
   [{ device: 'cpu', attention: 'flash' }, 'attention', /flash needs a CUDA GPU/],
-  [{ targets: ' , ' }, 'targets', /--targets is empty/],
+  [{ targets: ' , ' }, 'targets', /^targets is empty/],
 ]
 for (const [req, path, message] of invalid) {
   test(`invalid ${JSON.stringify(req)}: ExitError on ${path}`, async () => {

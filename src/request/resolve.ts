@@ -1,118 +1,24 @@
 /**
- * The plan flags as one JSON object (`POST /v1/plans`, `headroom plan`), their validation, and
- * their resolution into a PlanInput: flags override --config, the config overrides the
- * defaults, and the defaults are the seed's case (Phi-3-mini-128k-instruct with KAITO's qlora
- * template on an A100-80GB).
+ * Resolving a plan request (the flags of `headroom plan`, the body of `POST /v1/plans`) into a
+ * PlanInput: validation against the plan-field table, model and config loading (I/O, so it
+ * lives here, above the pure planner), defaults, and the impossible combinations. Fields
+ * override --config, the config overrides the defaults, and the defaults are the seed's case.
+ * Errors carry the JSON field as their path; the message names fields the way the caller's
+ * edge does (`--seq` on the command line, `seq` in JSON).
  */
-import { z } from 'zod'
 import { defaultLoraTargets, findHardware, loadModel } from '../catalog/index.ts'
 import type { ModelArch } from '../catalog/types.ts'
 import { ConfigError, ExitError } from '../errors.ts'
+import { fieldName, PLAN_DEFAULTS, PLAN_FIELD_NAMES, PLAN_FIELDS, planRequest, type FieldNames, type PlanFieldName, type PlanRequest } from '../planner/fields.ts'
+import { planMemory } from '../planner/plan.ts'
+import type { MemoryPlan, Method, PlanInput } from '../planner/types.ts'
 import type { Dtype, Quant } from '../units.ts'
-import { planMemory } from './plan.ts'
-import type { MemoryPlan, Method, PlanInput } from './types.ts'
-
-const METHODS = ['full', 'lora', 'qlora'] as const
-const DTYPES = ['fp32', 'fp16', 'bf16'] as const
-const QUANTS = ['none', 'int8', 'nf4', 'fp4'] as const
-const ATTENTIONS = ['eager', 'sdpa', 'flash'] as const
-const OPTIMIZERS = ['adamw', 'adamw_8bit', 'paged_adamw_8bit', 'sgd'] as const
-const PHASES = ['load', 'train'] as const
-const DEVICES = ['cuda', 'cpu'] as const
-const PARALLELISMS = ['ddp', 'fsdp'] as const
-
-const count = () => z.number().int().min(1)
-
-/**
- * The plan request: DESIGN.md §2.1's flags in camelCase. Strict: an unknown key is an error.
- * Every field is optional; resolvePlanInput fills what is missing (PLAN_DEFAULTS).
- */
-export const planRequest = z.strictObject({
-  model: z.string().min(1).optional(),
-  config: z.string().min(1).optional(),
-  phase: z.enum(PHASES).optional(),
-  method: z.enum(METHODS).optional(),
-  dtype: z.enum(DTYPES).optional(),
-  quant: z.enum(QUANTS).optional(),
-  doubleQuant: z.boolean().optional(),
-  rank: count().optional(),
-  alpha: z.number().positive().optional(),
-  /** Module names, comma-separated or as an array, or `all-linear`. */
-  targets: z.union([z.string(), z.array(z.string())]).optional(),
-  batch: count().optional(),
-  seq: count().optional(),
-  gradientCheckpointing: z.boolean().optional(),
-  attention: z.enum(ATTENTIONS).optional(),
-  optimizer: z.enum(OPTIMIZERS).optional(),
-  gpu: z.string().min(1).optional(),
-  gpus: count().optional(),
-  device: z.enum(DEVICES).optional(),
-  /** Multi-GPU strategy; accelerate's default (and KAITO's) is DDP. */
-  parallelism: z.enum(PARALLELISMS).optional(),
-})
-
-export type PlanRequest = z.infer<typeof planRequest>
-
-/**
- * The seed's case: KAITO's qlora-params template (nf4, double quant, bf16, r 8, alpha 8,
- * batch 1) for phi-3-mini-128k-instruct on an A100-80GB. seq 2048 is Headroom's choice (the
- * seed saw 16-bit LoRA stop near 3,500 tokens; 2,048 is a common fine-tuning length).
- */
-export const PLAN_DEFAULTS = {
-  model: 'phi-3-mini-128k-instruct',
-  phase: 'train',
-  method: 'qlora',
-  dtype: 'bf16',
-  quant: 'nf4',
-  doubleQuant: true,
-  rank: 8,
-  alpha: 8,
-  batch: 1,
-  seq: 2048,
-  attention: 'sdpa',
-  optimizer: 'adamw',
-  gpu: 'A100-80GB',
-  device: 'cuda',
-  parallelism: 'ddp',
-} as const
-
-/** How errors name a field: `--seq` on the command line, `seq` in a JSON body. */
-export type FieldNames = 'flags' | 'fields'
 
 export type ResolveOptions = {
+  /** How messages name fields: the CLI passes `flags`; JSON callers get field names (the default). */
   names?: FieldNames
   /** Replaces catalog loadModel (tests). */
   loadModel?: (ref: string) => Promise<ModelArch>
-}
-
-const FLAG: Record<string, string> = { doubleQuant: '--double-quant', gradientCheckpointing: '--grad-checkpointing' }
-
-/** `--grad-checkpointing` or `gradientCheckpointing`. */
-export function fieldName(field: string, names: FieldNames = 'fields'): string {
-  if (names === 'fields') return field
-  return FLAG[field] ?? `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-}
-
-const EXPECT: Record<string, string> = {
-  model: 'a catalog id, a config.json path or a hub id, e.g. phi-3-mini-128k-instruct',
-  config: 'the path of a training_config or ConfigMap YAML file',
-  phase: `one of ${PHASES.join(', ')}`,
-  method: `one of ${METHODS.join(', ')}`,
-  dtype: `one of ${DTYPES.join(', ')}`,
-  quant: `one of ${QUANTS.join(', ')}`,
-  doubleQuant: 'true or false',
-  rank: 'a whole number, 1 or more, e.g. 8',
-  alpha: 'a number above 0, e.g. 16',
-  targets: 'module names separated by commas, e.g. qkv_proj,o_proj, or all-linear',
-  batch: 'a whole number of sequences, 1 or more, e.g. 1',
-  seq: 'a whole number of tokens, 1 or more, e.g. 2048',
-  gradientCheckpointing: 'true or false',
-  attention: `one of ${ATTENTIONS.join(', ')}`,
-  optimizer: `one of ${OPTIMIZERS.join(', ')}`,
-  gpu: 'a GPU name or Azure SKU, e.g. A100-80GB or Standard_NC24ads_A100_v4',
-  gpus: 'a whole number of GPUs, 1 or more',
-  device: `one of ${DEVICES.join(', ')}`,
-  parallelism: `one of ${PARALLELISMS.join(', ')}`,
 }
 
 function show(value: unknown): string {
@@ -135,13 +41,14 @@ export function parsePlanRequest(raw: unknown, names: FieldNames = 'fields'): Pl
   const issue = result.error.issues[0]
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]
-    const known = Object.keys(EXPECT).map((k) => fieldName(k, names))
+    const known = PLAN_FIELD_NAMES.map((k) => fieldName(k, names))
     throw new ExitError(`unknown field ${show(key)}: the plan fields are ${known.join(', ')}`, { path: key })
   }
   const field = String(issue.path[0] ?? '')
   const value = (raw as Record<string, unknown>)[field]
   const name = fieldName(field, names)
-  throw new ExitError(`${name} must be ${EXPECT[field] ?? 'valid'}; got ${show(value)}`, { path: field })
+  const expect = field in PLAN_FIELDS ? PLAN_FIELDS[field as PlanFieldName].expect : 'valid'
+  throw new ExitError(`${name} must be ${expect}; got ${show(value)}`, { path: field })
 }
 
 /** What a --config file says, as plan fields (the config module maps KAITO's sections). */
@@ -160,12 +67,12 @@ async function fromConfig(path: string, model: ModelArch, device: 'cpu' | 'cuda'
   return fields
 }
 
-/** Catalog errors name CLI flags; a JSON caller gets its own field name as the path. */
-async function catalogCall<T>(field: string, names: FieldNames, fn: () => Promise<T>): Promise<T> {
+/** Catalog errors get the request field as their path, whatever the catalog called it. */
+async function catalogCall<T>(field: PlanFieldName, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
-    if (err instanceof ExitError && names === 'fields') throw new ExitError(err.message, { exitCode: err.exitCode, path: field })
+    if (err instanceof ExitError) throw new ExitError(err.message, { exitCode: err.exitCode, path: field, code: err.code })
     throw err
   }
 }
@@ -183,7 +90,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
   const names = opts.names ?? 'fields'
   const req = parsePlanRequest(request, names)
   const n = (f: string) => fieldName(f, names)
-  const model = await catalogCall('model', names, () => (opts.loadModel ?? loadModel)(req.model ?? PLAN_DEFAULTS.model))
+  const model = await catalogCall('model', () => (opts.loadModel ?? loadModel)(req.model ?? PLAN_DEFAULTS.model))
   const file = req.config ? await fromConfig(req.config, model, req.device ?? PLAN_DEFAULTS.device, req.method) : {}
 
   // Method and quantization imply each other (DESIGN.md §2.1): qlora is LoRA over a quantized base.
@@ -231,7 +138,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
   const doubleQuant = fourBit && (req.doubleQuant ?? (req.quant !== undefined ? false : (file.doubleQuant ?? true)))
 
   const device = req.device ?? PLAN_DEFAULTS.device
-  const hardware = req.gpu || device === 'cuda' ? await catalogCall('gpu', names, async () => findHardware(req.gpu ?? PLAN_DEFAULTS.gpu)) : null
+  const hardware = req.gpu || device === 'cuda' ? await catalogCall('gpu', async () => findHardware(req.gpu ?? PLAN_DEFAULTS.gpu)) : null
   const gpus = req.gpus ?? hardware?.count ?? 1
   const dtype: Dtype = req.dtype ?? file.dtype ?? PLAN_DEFAULTS.dtype
 
@@ -244,7 +151,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     doubleQuant,
     rank: req.rank ?? file.rank ?? PLAN_DEFAULTS.rank,
     alpha: req.alpha ?? file.alpha ?? PLAN_DEFAULTS.alpha,
-    targets: targetsOf(req.targets, file.targets, model),
+    targets: targetsOf(req.targets, file.targets, model, n),
     batch: req.batch ?? file.batch ?? PLAN_DEFAULTS.batch,
     seq: req.seq ?? file.seq ?? PLAN_DEFAULTS.seq,
     // transformers leaves checkpointing off; peft's prepare_model_for_kbit_training turns it on for k-bit models.
@@ -269,11 +176,11 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
   return input
 }
 
-function targetsOf(flag: string | string[] | undefined, file: PlanInput['targets'] | undefined, model: ModelArch): PlanInput['targets'] {
+function targetsOf(flag: string | string[] | undefined, file: PlanInput['targets'] | undefined, model: ModelArch, n: (f: string) => string): PlanInput['targets'] {
   if (flag !== undefined) {
     const list = (Array.isArray(flag) ? flag : flag.split(',')).map((t) => t.trim()).filter((t) => t.length > 0)
     if (list.length === 1 && list[0] === 'all-linear') return 'all-linear'
-    if (list.length === 0) throw new ExitError('--targets is empty: name modules, e.g. qkv_proj,o_proj, or all-linear', { path: 'targets' })
+    if (list.length === 0) throw new ExitError(`${n('targets')} is empty: name modules, e.g. qkv_proj,o_proj, or all-linear`, { path: 'targets' })
     return list
   }
   if (file !== undefined) return file
