@@ -28,6 +28,8 @@ export type CheckOptions = {
   method?: TuningMethod
   /** cluster adds KAITO's output_dir rule and rejects Headroom-only fields. Default local. */
   target?: Target
+  /** How option errors name an option: `--seq` for the CLI (default), `seq` for a JSON body. */
+  names?: 'flags' | 'fields'
 }
 
 /** What `check --json` prints and POST /v1/checks answers. */
@@ -59,12 +61,14 @@ export type CheckResult = {
  */
 export async function checkConfig(text: string | Uint8Array, opts: CheckOptions = {}): Promise<CheckResult> {
   const target = opts.target ?? 'local'
-  if (target !== 'local' && target !== 'cluster') throw new ExitError(`--target is "${String(target)}": use local or cluster`, { path: '--target' })
+  // Option errors carry the neutral field as their path; the wording names what the caller typed.
+  const n = (field: string) => (opts.names === 'fields' ? field : `--${field}`)
+  if (target !== 'local' && target !== 'cluster') throw new ExitError(`${n('target')} is "${String(target)}": use local or cluster`, { path: 'target' })
   if (opts.method !== undefined && opts.method !== 'lora' && opts.method !== 'qlora') {
-    throw new ExitError(`--method is "${String(opts.method)}": KAITO tunes with lora or qlora`, { path: '--method' })
+    throw new ExitError(`${n('method')} is "${String(opts.method)}": KAITO tunes with lora or qlora`, { path: 'method' })
   }
   if (opts.seq !== undefined && !(Number.isInteger(opts.seq) && opts.seq > 0)) {
-    throw new ExitError(`--seq is ${String(opts.seq)}: give a whole number of tokens, e.g. --seq 2048`, { path: '--seq' })
+    throw new ExitError(`${n('seq')} is ${String(opts.seq)}: give a whole number of tokens, e.g. ${opts.names === 'fields' ? '"seq": 2048' : '--seq 2048'}`, { path: 'seq' })
   }
   const flagModel = typeof opts.model === 'string' ? await loadModel(opts.model) : opts.model
   const flagHardware = typeof opts.gpu === 'string' ? findHardware(opts.gpu) : opts.gpu
@@ -125,7 +129,7 @@ function unitContext(
       all.push({ code: 'gpu_unknown', path: 'resource.instanceType', severity: 'warning', file: outer, ...(ws.at.instanceType ?? {}), message: messages.gpuUnknownInferred(ws.instanceType, 'Workspace') })
     }
   }
-  return { config: unit.raw!, method, target, model, hardware, presetName: ws?.preset, inferred, seqFromFlag: opts.seq !== undefined }
+  return { config: unit.raw!, method, target, model, hardware, presetName: ws?.preset, inferred, seqFromFlag: opts.seq !== undefined, seqName: opts.names === 'fields' ? 'seq' : '--seq' }
 }
 
 function planUnit(

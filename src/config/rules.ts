@@ -44,6 +44,8 @@ export type RuleContext = {
   /** Sequence length the plan used and whether --seq set it. */
   seq?: number
   seqFromFlag?: boolean
+  /** How the caller named the sequence override: `--seq` (CLI) or `seq` (JSON). */
+  seqName?: string
 }
 
 export type Rule = (ctx: RuleContext) => Issue[]
@@ -455,7 +457,7 @@ export const memoryFit: Rule = (ctx) => {
     if (fits) fixes.push({ path: parts[0].includes('Quantization') ? 'QuantizationConfig.load_in_4bit' : 'TrainingArguments.gradient_checkpointing', text: `set ${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]} together` })
   }
   if (plan.maxSeqLen && input && plan.maxSeqLen < input.seq && plan.maxSeqLen >= 128) {
-    const knob = ctx.seqFromFlag ? '--seq' : 'TrainingArguments.max_length'
+    const knob = ctx.seqFromFlag ? (ctx.seqName ?? '--seq') : 'TrainingArguments.max_length'
     fixes.push({ path: 'TrainingArguments.max_length', text: `lower ${knob} to ${plan.maxSeqLen}` })
   }
   const path = fixes[0]?.path ?? 'TrainingArguments.per_device_train_batch_size'

@@ -36,7 +36,7 @@ export function defaultServices(): Services {
     },
     async check(input) {
       const { checkConfig } = await import('../config/index.ts')
-      return checkConfig(input.config, { model: input.model, gpu: input.gpu, seq: input.seq, method: input.method, target: input.target })
+      return checkConfig(input.config, { model: input.model, gpu: input.gpu, seq: input.seq, method: input.method, target: input.target, names: 'fields' })
     },
     async startRun() {
       const { startRun } = await import('../runtime/index.ts')
