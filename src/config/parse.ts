@@ -6,7 +6,6 @@
  * Never throws on input: YAML errors, invalid UTF-8, alias bombs and absurd nesting all come
  * back as issues with file:line:column.
  */
-import { readFile } from 'node:fs/promises'
 import {
   isMap,
   isScalar,
@@ -17,7 +16,8 @@ import {
   type Node,
   type Scalar,
 } from 'yaml'
-import { ExitError, type Issue } from '../errors.ts'
+import { type Issue } from '../errors.ts'
+import { MAX_CONFIG_BYTES, readBoundedFile } from '../files.ts'
 import { messages } from './messages.ts'
 import { directMapper, embeddedMapper, PositionIndex, type OffsetMapper, type Position } from './source.ts'
 import { DEFAULT_TEMPLATES } from './templates.ts'
@@ -502,13 +502,11 @@ export async function loadTuningConfig(path: string, opts: Omit<ParseTuningOptio
   return parseTuningConfig(await readConfigFile(path), { ...opts, file: path })
 }
 
-/** The bytes of a config file, or a usage error naming the path. */
-export async function readConfigFile(path: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable')
-    throw new ExitError(`cannot read ${path} (${why}): give the path of a ConfigMap or training_config YAML file`, { path: 'file' })
-  }
+/**
+ * The bytes of a config file, at most MAX_CONFIG_BYTES of a regular file; one-line ExitError
+ * naming the path otherwise (exit 2 when it does not exist, 1 for a FIFO, device, directory
+ * or oversized file).
+ */
+export async function readConfigFile(path: string, flag = 'file'): Promise<Uint8Array> {
+  return readBoundedFile(path, { maxBytes: MAX_CONFIG_BYTES, flag, expect: 'a ConfigMap or training_config YAML file' })
 }
