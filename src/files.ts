@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:fs'
 import { access, open, realpath, stat, statfs, writeFile } from 'node:fs/promises'
-import { dirname, resolve, sep } from 'node:path'
+import { basename, dirname, join, resolve, sep } from 'node:path'
 import { ExitError } from './errors.ts'
 
 const MIB = 1024 * 1024
@@ -172,14 +172,22 @@ async function pseudoFs(real: string): Promise<string | undefined> {
   }
 }
 
+export type OutputOptions = {
+  /** A good value of the flag, for the fix, e.g. `./tuning.yaml`. */
+  example?: string
+  /** The writer creates missing parent directories itself (mkdir -p), so they may be absent. */
+  createsParents?: boolean
+}
+
 /**
- * Checks that `path` can be written as a file: not a directory, its parent an existing,
- * writable directory on a real filesystem. Throws a one-line ExitError (exit 1) otherwise.
+ * Checks that `path` can be written as a file: not a directory, its parent an existing (or,
+ * with createsParents, creatable) writable directory on a real filesystem. Throws a one-line
+ * ExitError (exit 1) otherwise.
  * @example await checkOutputFile('tuning.yaml', '-o')
  */
-export async function checkOutputFile(path: string, flag: string): Promise<void> {
+export async function checkOutputFile(path: string, flag: string, opts: OutputOptions = {}): Promise<void> {
   const abs = resolve(path)
-  const fix = `choose a file path in an existing, writable directory, e.g. ${flag} ./tuning.yaml`
+  const fix = `choose a file in a writable directory, e.g. ${flag} ${opts.example ?? './tuning.yaml'}`
   let own
   try {
     own = await stat(abs)
@@ -187,7 +195,7 @@ export async function checkOutputFile(path: string, flag: string): Promise<void>
     const code = (err as NodeJS.ErrnoException).code
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw fileError(path, errnoProblem(err), fix, flag)
   }
-  if (own?.isDirectory()) throw fileError(path, 'is a directory, not a file', `${fix}, or a name inside it: ${flag} ${path.replace(/\/+$/, '')}/tuning.yaml`, flag)
+  if (own?.isDirectory()) throw fileError(path, 'is a directory, not a file', `give a file name inside it, e.g. ${flag} ${join(path, basename(opts.example ?? 'tuning.yaml'))}`, flag)
   if (own && !own.isFile()) throw fileError(path, `is ${kindOf(own)}, not a regular file`, fix, flag)
   const parent = dirname(abs)
   const near = await nearestExisting(parent).catch((err) => {
@@ -196,7 +204,7 @@ export async function checkOutputFile(path: string, flag: string): Promise<void>
   const fs = await pseudoFs(near.real)
   if (fs) throw fileError(path, `is on ${fs}, a kernel pseudo-filesystem`, fix, flag)
   if (!near.isDir) throw fileError(path, `${near.path} is a file, not a directory`, fix, flag)
-  if (near.path !== parent) throw fileError(path, `directory ${parent} does not exist`, `create it (mkdir -p ${parent}) or ${fix}`, flag)
+  if (near.path !== parent && !opts.createsParents) throw fileError(path, `directory ${parent} does not exist`, `create it (mkdir -p ${parent}) or ${fix}`, flag)
   await writable(near.path, path, fix, flag)
 }
 
@@ -205,8 +213,8 @@ export async function checkOutputFile(path: string, flag: string): Promise<void>
  * a new one whose nearest existing ancestor is a writable directory on a real filesystem.
  * @example await checkOutputDir('runs/my-run', '--output')
  */
-export async function checkOutputDir(path: string, flag: string): Promise<void> {
-  const fix = `choose a directory on a writable disk, e.g. ${flag} runs/my-run`
+export async function checkOutputDir(path: string, flag: string, opts: Pick<OutputOptions, 'example'> = {}): Promise<void> {
+  const fix = `choose a directory on a writable disk, e.g. ${flag} ${opts.example ?? 'runs/my-run'}`
   const near = await nearestExisting(path).catch((err) => {
     throw fileError(path, errnoProblem(err), fix, flag)
   })
@@ -238,6 +246,6 @@ export async function writeOutputFile(path: string, data: string | Uint8Array, f
   try {
     await writeFile(path, data)
   } catch (err) {
-    throw fileError(path, errnoProblem(err), `choose a file path in an existing, writable directory`, flag)
+    throw fileError(path, errnoProblem(err), 'choose a file in a writable directory', flag)
   }
 }

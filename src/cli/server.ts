@@ -31,6 +31,11 @@ export function command(): Command {
       if (flags.token !== undefined && flags.token.length < 8) {
         throw new ExitError('--token must be at least 8 characters', { path: '--token' })
       }
+      // openDb creates the store's directory; a bad --db is one line before anything opens.
+      if (flags.db !== ':memory:') {
+        const { checkOutputFile } = await import('../files.ts')
+        await checkOutputFile(flags.db, '--db', { example: '.headroom/headroom.db', createsParents: true })
+      }
       const { startServer } = await import('../server/server.ts')
       let server
       try {
@@ -39,6 +44,9 @@ export function command(): Command {
         const code = (err as { code?: string }).code
         if (code === 'EADDRINUSE') throw new ExitError(`port ${port} on ${flags.host} is in use: pick another --port`, { path: '--port', exitCode: 1 })
         if (code === 'EADDRNOTAVAIL') throw new ExitError(`cannot listen on ${flags.host}: no such local address`, { path: '--host', exitCode: 1 })
+        if (code?.startsWith('SQLITE_') || /run store/.test((err as Error).message ?? '')) {
+          throw new ExitError(`--db ${flags.db}: ${(err as Error).message}: give the path of a Headroom run store, or a new file`, { path: '--db', exitCode: 1 })
+        }
         throw err
       }
       process.stderr.write(`headroom server: listening on ${server.url} (store: ${flags.db}${flags.token ? ', token required' : ''})\n`)
