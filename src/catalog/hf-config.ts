@@ -36,6 +36,28 @@ const REQUIRED_FIELDS = [
 ] as const
 
 /**
+ * The largest value of each size field that Headroom plans, about 8x the largest published
+ * model's (hidden_size 16,384 and 126 layers in Llama-3.1-405B's config.json; vocab 262,144 in
+ * Gemma 3; 10,485,760 positions in Llama 4 Scout). Beyond these a config.json is a typo or a
+ * hostile input, and planning it would print Infinity GiB; in units of one (elements, layers,
+ * heads, tokens).
+ */
+export const MAX_CONFIG_FIELD: Record<(typeof REQUIRED_FIELDS)[number] | 'num_key_value_heads' | 'head_dim' | 'max_position_embeddings' | 'sliding_window', number> = {
+  hidden_size: 131_072,
+  intermediate_size: 1_048_576,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 16_384,
+  vocab_size: 4_194_304,
+  max_position_embeddings: 134_217_728,
+  sliding_window: 134_217_728,
+}
+
+/** 100 trillion parameters: 50x the largest published dense models; keeps every byte count finite and exact in a double. */
+export const MAX_MODEL_PARAMS = 1e14
+
+/**
  * What transformers' config classes assume when config.json leaves a field out
  * (transformers 5.x, models/<type>/configuration_<type>.py).
  */
@@ -86,6 +108,11 @@ export function archFromHfConfig(config: unknown, name: string): ModelArch {
     finalNormParams,
     params: perLayer * c.num_hidden_layers + embedParams + lmHeadParams + finalNormParams,
   }
+  if (!(arch.params <= MAX_MODEL_PARAMS)) {
+    throw new ExitError(
+      `${name}: config.json describes ${arch.params.toExponential(2)} parameters, over the ${MAX_MODEL_PARAMS.toExponential(0)} limit: check hidden_size=${c.hidden_size}, intermediate_size=${c.intermediate_size}, num_hidden_layers=${c.num_hidden_layers}, vocab_size=${c.vocab_size}`,
+    )
+  }
   const window = slidingWindow(c)
   if (window !== undefined) arch.slidingWindow = window
   if (c._name_or_path && /^[\w.-]+\/[\w.-]+$/.test(c._name_or_path)) arch.hfId = c._name_or_path
@@ -134,9 +161,15 @@ function slidingWindow(c: HfConfig): number | undefined {
   return c.sliding_window
 }
 
+/** A value as JSON, cut short: a config.json may be hostile, and an error must stay one short line. */
+function show(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v)
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s
+}
+
 function validate(config: unknown, name: string): HfConfig {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ExitError(`${name}: config.json must hold a JSON object, got ${Array.isArray(config) ? 'an array' : String(config)}`)
+    throw new ExitError(`${name}: config.json must hold a JSON object, got ${Array.isArray(config) ? 'an array' : config === null ? 'null' : `a ${typeof config}`}`)
   }
   const c = config as Record<string, unknown>
   const type = c.model_type
@@ -147,7 +180,7 @@ function validate(config: unknown, name: string): HfConfig {
   }
   if (!SUPPORTED_MODEL_TYPES.includes(type as ModelType)) {
     throw new ExitError(
-      `${name}: unsupported model_type ${JSON.stringify(type)}: Headroom supports ${SUPPORTED_MODEL_TYPES.join(', ')}`,
+      `${name}: unsupported model_type ${show(type)}: Headroom supports ${SUPPORTED_MODEL_TYPES.join(', ')}`,
     )
   }
   const missing = REQUIRED_FIELDS.filter((f) => c[f] === undefined || c[f] === null)
@@ -160,7 +193,13 @@ function validate(config: unknown, name: string): HfConfig {
   )
   if (bad.length > 0) {
     throw new ExitError(
-      `${name}: config.json fields must be positive integers: ${bad.map((f) => `${f}=${JSON.stringify(c[f])}`).join(', ')}`,
+      `${name}: config.json fields must be positive integers: ${bad.map((f) => `${f}=${show(c[f])}`).join(', ')}`,
+    )
+  }
+  const huge = [...REQUIRED_FIELDS, ...optionalCounts].filter((f) => c[f] != null && (c[f] as number) > MAX_CONFIG_FIELD[f])
+  if (huge.length > 0) {
+    throw new ExitError(
+      `${name}: config.json sizes beyond any real model: ${huge.map((f) => `${f}=${show(c[f])} (at most ${MAX_CONFIG_FIELD[f]})`).join(', ')}: fix the config.json`,
     )
   }
   const flags = ['tie_word_embeddings', 'attention_bias', 'mlp_bias', 'use_sliding_window'] as const

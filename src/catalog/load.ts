@@ -3,9 +3,10 @@
  * the catalog knows (no I/O), a config.json file or a model directory holding one, or a hub
  * id fetched from huggingface.co. The only file in catalog/ that reads disk or network.
  */
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ExitError } from '../errors.ts'
+import { MAX_MODEL_CONFIG_BYTES, readBoundedFile } from '../files.ts'
 import { archFromHfConfig } from './hf-config.ts'
 import { catalogNames, findModelSync, unknownModelError } from './models.ts'
 import { didYouMean } from './suggest.ts'
@@ -64,29 +65,37 @@ function looksLikePath(ref: string): boolean {
 }
 
 async function archFromFile(file: string, dir?: string): Promise<ModelArch> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (dir && code === 'ENOENT') {
-      throw new ExitError(`model directory "${dir}" has no config.json: pass the directory of a Hugging Face checkpoint`, {
-        path: 'model',
-      })
-    }
-    throw new ExitError(`cannot read ${file}: ${(err as Error).message}`, { path: 'model' })
+  if (dir && (await pathKind(file)) === undefined) {
+    throw new ExitError(`model directory "${dir}" has no config.json: pass the directory of a Hugging Face checkpoint`, {
+      path: 'model',
+    })
   }
-  return archFromText(text, file, file)
+  const bytes = await readBoundedFile(file, { maxBytes: MAX_MODEL_CONFIG_BYTES, flag: 'model', expect: 'a Hugging Face config.json or a model directory' })
+  return archFromText(bytes.toString('utf8'), file, file)
 }
 
+/**
+ * Parses config.json text. The error gives only a line and column: JSON.parse's own message
+ * quotes the text, and a server must never echo a file's bytes back to a client.
+ */
 function archFromText(text: string, where: string, name: string): ModelArch {
   let config: unknown
   try {
     config = JSON.parse(text)
   } catch (err) {
-    throw new ExitError(`${where} is not valid JSON: ${(err as Error).message}`, { path: 'model' })
+    throw new ExitError(`${where} is not valid JSON: ${jsonErrorAt(text, (err as Error).message)}: give a Hugging Face config.json`, { path: 'model' })
   }
   return archFromHfConfig(config, name)
+}
+
+/** Where the syntax error is, from V8's "... at position N" when it says so; never the text itself. */
+function jsonErrorAt(text: string, message: string): string {
+  if (text.trim() === '') return 'the file is empty'
+  const m = /at position (\d+)/.exec(message)
+  if (!m) return /end of (JSON|data) input/i.test(message) ? 'it ends too early' : 'syntax error'
+  const offset = Number(m[1])
+  const before = text.slice(0, offset)
+  return `syntax error at line ${before.split('\n').length}, column ${offset - before.lastIndexOf('\n')}`
 }
 
 async function archFromHub(id: string, opts: LoadModelOptions): Promise<ModelArch> {
@@ -119,6 +128,28 @@ async function archFromHub(id: string, opts: LoadModelOptions): Promise<ModelArc
       { path: 'model' },
     )
   }
-  const arch = archFromText(await res.text(), `config.json of ${id}`, id)
+  const arch = archFromText(await boundedText(res, id), `config.json of ${id}`, id)
   return { ...arch, hfId: id }
+}
+
+/** The response body, refusing more than MAX_MODEL_CONFIG_BYTES (a hub answer is no more trusted than a file). */
+async function boundedText(res: Response, id: string): Promise<string> {
+  const tooBig = () =>
+    new ExitError(`config.json of ${id} is over the ${MAX_MODEL_CONFIG_BYTES / 1024 / 1024} MiB limit: pass a local config.json instead`, { path: 'model', exitCode: 1 })
+  if (Number(res.headers.get('content-length') ?? 0) > MAX_MODEL_CONFIG_BYTES) throw tooBig()
+  if (!res.body) return ''
+  const chunks: Uint8Array[] = []
+  let total = 0
+  const reader = res.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > MAX_MODEL_CONFIG_BYTES) {
+      await reader.cancel()
+      throw tooBig()
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander'
 import { checkConfig, type CheckResult } from '../config/check.ts'
+import { capIssues } from '../config/issue-cap.ts'
 import { readConfigFile } from '../config/parse.ts'
 import { ExitError, formatIssues, type Issue } from '../errors.ts'
 import { formatGiB } from '../units.ts'
@@ -23,7 +24,7 @@ export function command(): Command {
     .action(async (file: string, flags: CheckFlags) => {
       const seq = flags.seq === undefined ? undefined : parseSeq(flags.seq)
       const bytes = await readConfigFile(file)
-      const result = await checkConfig(bytes, { file, model: flags.model, gpu: flags.gpu, seq, method: flags.method, target: flags.target })
+      const result = capIssues(await checkConfig(bytes, { file, model: flags.model, gpu: flags.gpu, seq, method: flags.method, target: flags.target }))
       process.stdout.write(flags.json ? `${JSON.stringify(jsonOf(result), null, 2)}\n` : render(file, result))
       process.exitCode = result.valid ? 0 : 1
     })

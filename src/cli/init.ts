@@ -2,12 +2,12 @@
  * `headroom init --model M --gpu G`: writes a KAITO tuning ConfigMap filled from the planner's
  * recommendation, with a comment on every memory knob and the predicted peak in its header.
  */
-import { writeFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { findHardware, loadModel } from '../catalog/index.ts'
 import type { RecommendGoal } from '../planner/types.ts'
 import { generateTuningConfigMap } from '../config/generate.ts'
 import { ExitError } from '../errors.ts'
+import { checkOutputFile, writeOutputFile } from '../files.ts'
 import { formatGiB } from '../units.ts'
 
 type InitFlags = { model: string; gpu: string; seq?: string; goal: RecommendGoal; output?: string; name?: string }
@@ -25,6 +25,8 @@ export function command(): Command {
       if (seq !== undefined && !(Number.isInteger(seq) && seq > 0)) {
         throw new ExitError(`--seq is "${flags.seq}": give a whole number of tokens, e.g. --seq 2048`, { path: '--seq' })
       }
+      // Check -o before the search, so a bad path fails in milliseconds, not after planning.
+      if (flags.output) await checkOutputFile(flags.output, '-o')
       const model = await loadModel(flags.model)
       const hardware = findHardware(flags.gpu)
       const out = generateTuningConfigMap({ model, hardware, seq, goal: flags.goal, name: flags.name })
@@ -37,7 +39,7 @@ export function command(): Command {
       }
       const { yaml, recommendation: rec } = out
       if (flags.output) {
-        await writeFile(flags.output, yaml)
+        await writeOutputFile(flags.output, yaml, '-o')
         process.stderr.write(`wrote ${flags.output}: peak ${formatGiB(rec.plan.peakBytes)} of ${formatGiB(hardware.gpu.memoryBytes)} at seq ${rec.input.seq}, batch ${rec.input.batch}\n`)
       } else process.stdout.write(yaml)
     })

@@ -57,6 +57,8 @@ async function tune(flags: TuneFlags): Promise<number> {
   const err = process.stderr
   const live = Boolean(err.isTTY) && !flags.json
   const startedAt = Date.now()
+  // A bad --output is one line with the fix before any trainer starts (no mkdir loop on /proc).
+  if (flags.output !== undefined) await (await import('../files.ts')).checkOutputDir(flags.output, '--output')
   const run = await startRun(
     {
       config: flags.config,

@@ -6,7 +6,6 @@
  * Never throws on input: YAML errors, invalid UTF-8, alias bombs and absurd nesting all come
  * back as issues with file:line:column.
  */
-import { readFile } from 'node:fs/promises'
 import {
   isMap,
   isScalar,
@@ -17,7 +16,8 @@ import {
   type Node,
   type Scalar,
 } from 'yaml'
-import { ExitError, type Issue } from '../errors.ts'
+import { type Issue } from '../errors.ts'
+import { MAX_CONFIG_BYTES, readBoundedFile } from '../files.ts'
 import { messages } from './messages.ts'
 import { directMapper, embeddedMapper, PositionIndex, type OffsetMapper, type Position } from './source.ts'
 import { DEFAULT_TEMPLATES } from './templates.ts'
@@ -112,26 +112,24 @@ function decode(input: string | Uint8Array, file: string | undefined, issues: Is
 type RawDoc = { doc: Document.Parsed; value: unknown }
 
 function splitDocuments(text: string, file: string | undefined, issues: Issue[]): Omit<TuningFile, 'issues'> {
-  let source = text
-  let lc = new LineCounter()
-  let docs = parseAllDocuments(source, { ...YAML_OPTIONS, lineCounter: lc })
-  const helm = helmSpans(source, docs, lc)
-  if (helm.length) {
-    source = maskHelm(source, helm)
-    lc = new LineCounter()
-    docs = parseAllDocuments(source, { ...YAML_OPTIONS, lineCounter: lc })
-    for (const span of helm) {
-      const { line, col } = lc.linePos(span.start)
-      issues.push({
-        code: 'helm_template',
-        path: span.path ?? 'metadata',
-        severity: 'warning',
-        file,
-        line,
-        column: col,
-        message: messages.helmTemplate(text.slice(span.start, span.end)),
-      })
-    }
+  const helm = maskHelm(text)
+  const source = helm.text
+  const lc = new LineCounter()
+  const docs = parseAllDocuments(source, { ...YAML_OPTIONS, lineCounter: lc })
+  if (helm.spans.length) {
+    // One warning for the file: a chart has dozens of expressions, and each says the same.
+    const first = helm.spans[0]
+    const { line, col } = lc.linePos(first.start)
+    const more = helm.spans.length - 1
+    issues.push({
+      code: 'helm_template',
+      path: pathAt(docs, first.start) ?? 'document',
+      severity: 'warning',
+      file,
+      line,
+      column: col,
+      message: `${messages.helmTemplate(text.slice(first.start, first.end))}${more ? ` (${more} more Helm expression${more === 1 ? '' : 's'} masked the same way)` : ''}`,
+    })
   }
   const map = directMapper(lc)
   const units: TuningUnit[] = []
@@ -148,6 +146,7 @@ function splitDocuments(text: string, file: string | undefined, issues: Issue[])
     if (value === BOMB) return
     classify({ doc, value }, source, lc, file, issues, units, workspaces, kinds)
   })
+  if (helm.spans.length) for (const unit of units) if (unit.raw) unit.raw = dropMasked(unit.raw) as Record<string, unknown>
   attachWorkspaces(units, workspaces, file, issues)
   if (!units.length && !issues.some((i) => i.severity !== 'warning') && !workspaces.some((w) => w.config)) {
     issues.push({
@@ -271,7 +270,9 @@ function configMapUnit(
     return empty
   }
   const innerLc = new LineCounter()
-  const inner = parseDocument(data, { ...YAML_OPTIONS, lineCounter: innerLc })
+  // The outer masking already turned the block's template lines into text the inner parse
+  // reads as comments or strings; a folded or quoted scalar still carries them raw.
+  const inner = parseDocument(maskHelm(data).text, { ...YAML_OPTIONS, lineCounter: innerLc })
   const map = embeddedMapper(text, lc, node as Scalar, innerLc)
   const errors = yamlIssues(inner, map, file, 'data.training_config.yaml')
   if (errors.length) {
@@ -387,54 +388,84 @@ const DEFAULT_TEMPLATES_BY_NAME: Record<string, { name: string; text: string }> 
   Object.values(DEFAULT_TEMPLATES).map((t) => [t.name, t]),
 )
 
-type Span = { start: number; end: number; path?: string }
+type Span = { start: number; end: number }
+
+const HELM_LINE = /^(\s*)((?:\{\{.*?\}\}\s*)+)$/
+const HELM_VALUE = /^(\s*(?:-\s+)*(?:[^\s#'"{][^:#]*:\s+|-\s+)?)(\{\{.*\}\}.*?)(\s*(?:#.*)?)$/
 
 /**
- * Helm expressions (`namespace: {{ .Release.Namespace }}`) parse as nested flow maps, and
- * standalone `{{- if }}` lines do not parse at all. Finds both so they can be masked.
+ * Masks Helm template syntax so a chart's ConfigMap reads as YAML: a line holding only
+ * template actions (`{{- if .Values.x }}`, `{{- end }}`) becomes a comment, and a value that
+ * starts with an expression (`namespace: {{ .Release.Namespace }}`) becomes a quoted string.
+ * Every replacement keeps the text's length and line breaks, so positions stay put. Pure and
+ * lexical: it runs before parsing, since block-level actions do not parse at all.
+ * @example maskHelm('{{- if .Values.on }}\nkind: ConfigMap\n{{- end }}\n').spans.length // 2
  */
-function helmSpans(text: string, docs: ReturnType<typeof parseAllDocuments>, lc: LineCounter): Span[] {
-  if (!text.includes('{{')) return []
+export function maskHelm(text: string): { text: string; spans: Span[] } {
+  if (!text.includes('{{')) return { text, spans: [] }
   const spans: Span[] = []
+  let out = ''
+  let at = 0
+  for (const raw of text.split('\n')) {
+    const cr = raw.endsWith('\r') ? '\r' : ''
+    const line = cr ? raw.slice(0, -1) : raw
+    let masked = line
+    const whole = HELM_LINE.exec(line)
+    if (whole) {
+      const start = whole[1].length
+      spans.push({ start: at + start, end: at + line.length })
+      masked = `${whole[1]}#${line.slice(start + 1)}`
+    } else if (line.includes('{{')) {
+      const value = HELM_VALUE.exec(line)
+      if (value && value[2].includes('}}')) {
+        const start = value[1].length
+        const body = value[2]
+        spans.push({ start: at + start, end: at + start + body.indexOf('}}') + 2 })
+        // Same length: the first and last characters become the quotes.
+        masked = `${value[1]}'${body.slice(1, -1).replace(/'/g, '"')}'${value[3]}`
+      }
+    }
+    out += masked + cr + '\n'
+    at += raw.length + 1
+  }
+  return { text: out.slice(0, -1), spans }
+}
+
+/** A value maskHelm quoted: `{{ .Values.r }}` reads back as the string "{ .Values.r }". */
+const MASKED_VALUE = /^\{[-\s].*\}/s
+
+/**
+ * The config without the values Helm fills in at render time: a templated field is unknown
+ * until `helm template`, so it is checked as unset (the helm_template warning says so)
+ * rather than as the string the mask left.
+ */
+function dropMasked(value: unknown, depth = 0): unknown {
+  if (depth > MAX_DEPTH || value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.filter((v) => !(typeof v === 'string' && MASKED_VALUE.test(v))).map((v) => dropMasked(v, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) if (!(typeof v === 'string' && MASKED_VALUE.test(v))) out[k] = dropMasked(v, depth + 1)
+  return out
+}
+
+/** The dotted path of the map value that starts at `offset`, if any. */
+function pathAt(docs: ReturnType<typeof parseAllDocuments>, offset: number): string | undefined {
   const list = Array.isArray(docs) ? docs : []
   for (const doc of list) {
+    let found: string | undefined
     const visit = (node: unknown, path: string, depth: number) => {
-      if (depth > MAX_DEPTH || !isMap(node)) return
+      if (found !== undefined || depth > MAX_DEPTH || !isMap(node)) return
       for (const pair of node.items) {
-        const v = pair.value as Node | null
         const k = isScalar(pair.key) ? String(pair.key.value) : ''
         const p = path ? `${path}.${k}` : k
-        if (v?.range && isMap(v) && text.startsWith('{{', v.range[0])) {
-          const end = text.indexOf('}}', v.range[0])
-          if (end > 0) spans.push({ start: v.range[0], end: end + 2, path: p })
-        } else if (v) visit(v, p, depth + 1)
+        const v = pair.value as Node | null
+        if (v?.range && v.range[0] === offset) found = p
+        else if (v) visit(v, p, depth + 1)
       }
     }
     visit(doc.contents, '', 0)
-    for (const e of doc.errors) {
-      const line = lc.linePos(e.pos[0]).line
-      const start = lc.lineStarts[line - 1] ?? 0
-      const endLine = lc.lineStarts[line] ?? text.length
-      const lineText = text.slice(start, endLine)
-      const m = /^(\s*)(\{\{.*\}\})\s*$/.exec(lineText.replace(/\r?\n$/, ''))
-      if (m) spans.push({ start: start + m[1].length, end: start + m[1].length + m[2].length })
-    }
+    if (found !== undefined) return found
   }
-  return spans.sort((a, b) => a.start - b.start).filter((s, i, all) => i === 0 || s.start >= all[i - 1].end)
-}
-
-/** Replaces each span with text of the same length, so every other position stays put. */
-function maskHelm(text: string, spans: Span[]): string {
-  let out = ''
-  let last = 0
-  for (const s of spans) {
-    const body = text.slice(s.start, s.end)
-    // A value becomes a same-length quoted string; a standalone line becomes a comment.
-    const masked = s.path ? `'${body.slice(1, -1).replace(/'/g, '"').replace(/\n/g, ' ')}'` : `#${body.slice(1)}`
-    out += text.slice(last, s.start) + masked
-    last = s.end
-  }
-  return out + text.slice(last)
+  return undefined
 }
 
 /** The parsed training_config and everything wrong with it, all at once. */
@@ -502,13 +533,11 @@ export async function loadTuningConfig(path: string, opts: Omit<ParseTuningOptio
   return parseTuningConfig(await readConfigFile(path), { ...opts, file: path })
 }
 
-/** The bytes of a config file, or a usage error naming the path. */
-export async function readConfigFile(path: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable')
-    throw new ExitError(`cannot read ${path} (${why}): give the path of a ConfigMap or training_config YAML file`, { path: 'file' })
-  }
+/**
+ * The bytes of a config file, at most MAX_CONFIG_BYTES of a regular file; one-line ExitError
+ * naming the path otherwise (exit 2 when it does not exist, 1 for a FIFO, device, directory
+ * or oversized file).
+ */
+export async function readConfigFile(path: string, flag = 'file'): Promise<Uint8Array> {
+  return readBoundedFile(path, { maxBytes: MAX_CONFIG_BYTES, flag, expect: 'a ConfigMap or training_config YAML file' })
 }

@@ -4,16 +4,17 @@
  * tests drive it with `app.request()` and no sockets.
  */
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { secureHeaders } from 'hono/secure-headers'
 import type { RunMetrics } from '../metrics/registry.ts'
 import type { RunStore } from '../store/runs.ts'
 import { bearerAuth } from './auth.ts'
-import { fromLibraryError, httpError } from './http-error.ts'
+import { limitBody } from './body.ts'
+import { fromLibraryError } from './http-error.ts'
 import type { RunHub } from './hub.ts'
 import { catalogRoutes } from './routes/catalog.ts'
 import { healthRoutes, metricsRoutes } from './routes/health.ts'
 import { planRoutes } from './routes/plans.ts'
+import { pathPolicy, type PathPolicy } from './path-policy.ts'
 import { runRoutes } from './routes/runs.ts'
 import { staticRoutes } from './routes/static.ts'
 import type { Services } from './services.ts'
@@ -31,6 +32,8 @@ export type AppDeps = {
   bodyLimitBytes?: number
   /** Where local runs write their output (runs/<id>); default: the supervisor's. */
   runsDir?: string
+  /** Which server files clients may name in runs; default none (catalog, hub ids and URLs only). */
+  policy?: PathPolicy
 }
 
 /**
@@ -66,20 +69,12 @@ export function createApp(deps: AppDeps): Hono {
     }),
   )
   if (deps.token) app.use('*', bearerAuth({ token: deps.token, open: ['/healthz'] }))
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw httpError(413, 'body_too_large', 'body', `request body is over the ${limit}-byte limit`)
-      },
-    }),
-  )
+  app.use('/v1/*', limitBody(limit))
   app.route('/', healthRoutes())
   app.route('/', metricsRoutes(deps.metrics))
   app.route('/', staticRoutes())
   app.route('/v1', planRoutes(deps.services))
   app.route('/v1', catalogRoutes(deps.services))
-  app.route('/v1', runRoutes({ store: deps.store, hub: deps.hub, runsDir: deps.runsDir }))
+  app.route('/v1', runRoutes({ store: deps.store, hub: deps.hub, runsDir: deps.runsDir, policy: deps.policy ?? pathPolicy([]) }))
   return app
 }

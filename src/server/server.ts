@@ -5,12 +5,22 @@
 import { createAdaptorServer } from '@hono/node-server'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { RunMetrics } from '../metrics/registry.ts'
 import { openDb } from '../store/db.ts'
 import { RunStore } from '../store/runs.ts'
 import { createApp } from './app.ts'
 import { RunHub } from './hub.ts'
+import { pathPolicy } from './path-policy.ts'
 import { defaultServices, type Services } from './services.ts'
+
+/** The shipped datasets (examples/data of this checkout), which the trainer's default reads. */
+const DATA_DIR = fileURLToPath(new URL('../../examples/data', import.meta.url))
+
+/** What clients may name when the operator allows nothing explicitly: runs and shipped data. */
+export function defaultAllowedPaths(runsDir = 'runs'): string[] {
+  return [runsDir, DATA_DIR]
+}
 
 export type ServerOptions = {
   /** Default 127.0.0.1. Any other address needs a token (the CLI enforces it). */
@@ -22,6 +32,11 @@ export type ServerOptions = {
   token?: string
   runsDir?: string
   bodyLimitBytes?: number
+  /**
+   * Directories whose files clients may name (models, datasets, configs); default the runs
+   * directory and the shipped datasets. Every other server path is answered 403.
+   */
+  allowPaths?: string[]
   services?: Services
   /** Export Node process metrics (default true). */
   processMetrics?: boolean
@@ -32,6 +47,8 @@ export type RunningServer = {
   port: number
   store: RunStore
   hub: RunHub
+  /** The directories whose files clients may name, resolved. */
+  allowedPaths: readonly string[]
   /** Stops local runs, ends live streams, closes the socket and the database. */
   close(): Promise<void>
 }
@@ -59,9 +76,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
   const metrics = new RunMetrics({ countRunsByState: () => store.countByState(), processMetrics: opts.processMetrics })
   metrics.restore(store.latestSamples())
-  const services = opts.services ?? defaultServices()
+  const policy = pathPolicy(opts.allowPaths ?? defaultAllowedPaths(opts.runsDir))
+  const services = opts.services ?? defaultServices({ policy })
   const hub = new RunHub(store, metrics, () => services.startRun())
-  const app = createApp({ store, metrics, hub, services, token: opts.token, bodyLimitBytes: opts.bodyLimitBytes, runsDir: opts.runsDir })
+  const app = createApp({ store, metrics, hub, services, token: opts.token, bodyLimitBytes: opts.bodyLimitBytes, runsDir: opts.runsDir, policy })
 
   const host = opts.host ?? '127.0.0.1'
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host }) as Server
@@ -85,6 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     port,
     store,
     hub,
+    allowedPaths: policy.roots,
     close() {
       closing ??= (async () => {
         await hub.shutdown()

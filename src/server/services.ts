@@ -5,7 +5,8 @@
  */
 import type { MemoryPlan } from '../planner/types.ts'
 import type { StartRun } from './hub.ts'
-import { httpError } from './http-error.ts'
+import { checkInWorker, type CheckWorkerOptions } from './check-worker.ts'
+import { checkFileRef, checkModelRef, pathPolicy, type PathPolicy } from './path-policy.ts'
 
 export type CheckInput = { config: string; model?: string; gpu?: string; seq?: number; method?: 'lora' | 'qlora'; target?: 'local' | 'cluster' }
 
@@ -20,13 +21,22 @@ export type Services = {
   gpus(): Promise<unknown[]>
 }
 
-export function defaultServices(): Services {
+export type ServicesOptions = {
+  /** Which server files clients may name; default: nothing but the catalog, hub ids and URLs. */
+  policy?: PathPolicy
+  /** Limits of the check worker (tests lower them). */
+  check?: CheckWorkerOptions
+}
+
+export function defaultServices(opts: ServicesOptions = {}): Services {
+  const policy = opts.policy ?? pathPolicy([])
   return {
     async plan(body) {
-      // `config` names a file on the planner's machine: a client must not make the server read
-      // its files. A config's text is planned through POST /v1/checks instead.
-      if (body !== null && typeof body === 'object' && 'config' in body) {
-        throw httpError(400, 'unknown_field', 'config', 'POST /v1/plans takes plan fields only; send a config\'s text to POST /v1/checks (with model and gpu) to plan it')
+      // `model` and `config` may name server files: only those under the allowed roots are read.
+      if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+        const { model, config } = body as Record<string, unknown>
+        if (typeof model === 'string') checkModelRef(policy, 'model', model)
+        if (typeof config === 'string') checkFileRef(policy, 'config', config)
       }
       const { planFromRequest } = await import('../request/index.ts')
       return planFromRequest(body)
@@ -35,8 +45,9 @@ export function defaultServices(): Services {
       return (await import('../planner/fields.ts')).planFieldsJson()
     },
     async check(input) {
-      const { checkConfig } = await import('../config/index.ts')
-      return checkConfig(input.config, { model: input.model, gpu: input.gpu, seq: input.seq, method: input.method, target: input.target, names: 'fields' })
+      if (input.model !== undefined) checkModelRef(policy, 'model', input.model)
+      // A large config takes seconds to check: a worker thread keeps the server answering.
+      return checkInWorker(input, opts.check)
     },
     async startRun() {
       const { startRun } = await import('../runtime/index.ts')

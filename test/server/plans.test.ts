@@ -34,7 +34,6 @@ test('POST /v1/plans rejects bad flags with a 400 naming the field', async () =>
     [{ rnak: 8 }, 'rnak'],
     [{ model: 'no-such-model' }, 'model'],
     [{ gpu: 'Z9000' }, 'gpu'],
-    [{ config: '/etc/passwd' }, 'config'],
     [[1, 2], 'body'],
   ]
   for (const [body, path] of cases) {

@@ -9,7 +9,9 @@ import { z } from 'zod'
 import { newRunId } from '../../runtime/run-id.ts'
 import { runState, trainerEvent } from '../../runtime/events.ts'
 import type { RunStore } from '../../store/runs.ts'
+import { readTuningFile } from '../../config/parse.ts'
 import { readJson } from '../body.ts'
+import { checkConfigRefs, checkFileRef, checkModelRef, type PathPolicy } from '../path-policy.ts'
 import { httpError } from '../http-error.ts'
 import type { RunHub } from '../hub.ts'
 import { runEventStream } from '../sse.ts'
@@ -67,7 +69,14 @@ function idParam(c: Context): string {
   return readBody(runId, c.req.param('id'), 'id')
 }
 
-export function runRoutes(deps: { store: RunStore; hub: RunHub; runsDir?: string }): Hono {
+/** The server paths a run request names (model, data, and those inside its config text) must be allowed. */
+function checkRunPaths(policy: PathPolicy, body: z.infer<typeof createRunBody>): void {
+  if (body.model !== undefined) checkModelRef(policy, 'model', body.model)
+  if (body.data !== undefined) checkFileRef(policy, 'data', body.data)
+  if (body.config !== undefined) for (const unit of readTuningFile(body.config).units) checkConfigRefs(policy, unit.raw)
+}
+
+export function runRoutes(deps: { store: RunStore; hub: RunHub; runsDir?: string; policy: PathPolicy }): Hono {
   const { store, hub } = deps
   const mustExist = (id: string) => {
     const run = store.getRun(id)
@@ -77,6 +86,7 @@ export function runRoutes(deps: { store: RunStore; hub: RunHub; runsDir?: string
   return new Hono()
     .post('/runs', async (c) => {
       const body = await readJson(c, createRunBody)
+      checkRunPaths(deps.policy, body)
       const id = body.runId ?? newRunId()
       if (store.getRun(id)) throw httpError(409, 'conflict', 'runId', `run ${id} already exists`)
       // The config file goes into the run's directory, so check the id before writing it.
