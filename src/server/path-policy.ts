@@ -73,7 +73,7 @@ function forbidden(field: string, value: string): Error {
     403,
     'forbidden_path',
     field,
-    `${JSON.stringify(value.length > 200 ? `${value.slice(0, 197)}...` : value)} is a server path outside the directories this server allows: name a catalog model, a hub id or a URL, or a file under an allowed directory (headroom server --allow-path DIR)`,
+    `${JSON.stringify(value.length > 200 ? `${value.slice(0, 197)}...` : value)} is a server path outside the directories this server allows: name a catalog model, a hub id or a URL, or a file under a directory the server's operator allowed`,
   )
 }
 
