@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--method", choices=("auto", "lora", "qlora", "full"), default="auto",
                    help="auto: qlora when QuantizationConfig loads 4/8-bit, else lora")
     p.add_argument("--resume-from", help="a checkpoint-N directory, or an output directory (its latest checkpoint)")
-    p.add_argument("--predicted-peak-bytes", type=int, help="the planner's prediction, echoed in the start event")
+    p.add_argument("--predicted-peak-bytes", type=int, help="the planner's worst case at max_length, echoed in the start event and the done summary")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed dataset rows instead of refusing")
     p.add_argument("--memory-every", type=int, default=int(os.environ.get("HEADROOM_MEMORY_EVERY", "100")),
                    help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
@@ -317,7 +317,9 @@ class Run:
         self._done = True
         summary = {
             "state": state, "steps": self.steps, "firstLoss": self.first_loss, "lastLoss": self.last_loss,
-            "adapterDir": self.adapter_dir, "device": self.device, "predictedPeakBytes": self.predicted,
+            # The planner's max_length worst case as passed in; the run's prediction (at the
+            # longest batch trained) is the supervisor's, which knows the planner.
+            "adapterDir": self.adapter_dir, "device": self.device, "predictedMaxLengthPeakBytes": self.predicted,
             "measuredPeakBytes": self.peak or None,
         }
         # A failed run writes run.json only into a directory that already exists (never creates

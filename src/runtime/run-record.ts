@@ -17,7 +17,7 @@ export type MemoryReading = {
 }
 
 export type PredictionRecord = {
-  /** Peak live tensor bytes the planner predicts at the configured max_length. */
+  /** Peak live tensor bytes the planner predicts at the configured max_length: the worst case, not the run's prediction. */
   peakAllocatedBytes: number
   /** What the device would show (adds CUDA context and allocator slack; equal on CPU). */
   peakBytes: number
@@ -27,7 +27,7 @@ export type PredictionRecord = {
   method: string
   device: 'cpu' | 'cuda'
   breakdown: Record<string, number>
-  /** The same prediction at the longest batch the trainer actually ran, when shorter. */
+  /** The same prediction at the longest batch the trainer actually ran: the run's prediction (summary.predictedPeakBytes). */
   atObservedSeq?: { seq: number; peakAllocatedBytes: number; breakdown: Record<string, number> }
 }
 

@@ -21,6 +21,7 @@ import { writeAutoFitConfig } from './auto-fit.ts'
 import { oomAdvice } from './oom-advice.ts'
 import { newRunId } from './run-id.ts'
 import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
+import { PredictedPeak } from './predicted-peak.ts'
 
 /** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
 export type SupervisorOptions = {
@@ -77,6 +78,8 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
   readonly done: Promise<RunSummary>
   /** The planner's prediction for this run, or null (with `record.predictionError`). */
   prediction: RunPrediction | null = null
+  /** The run's one predicted peak: at the longest batch trained so far (predicted-peak.ts). */
+  peak: PredictedPeak = new PredictedPeak(null)
   /** The last `error` and `oom` events, for the CLI's message. */
   lastError: Extract<TrainerEvent, { type: 'error' }> | null = null
   lastOom: Extract<TrainerEvent, { type: 'oom' }> | null = null
@@ -198,12 +201,18 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
       lastLoss: null,
       adapterDir: null,
       device,
-      predictedPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
+      predictedPeakBytes: null,
+      predictedMaxLengthPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
       measuredPeakBytes: null,
     },
   }
   const run = new SupervisedRun(id, outputDir, record)
   run.prediction = prediction
+  // A resumed run already trained on its earlier batches: they still count as "seen".
+  const seenBefore = resume && typeof previous?.progress?.maxSeqLen === 'number' ? previous.progress.maxSeqLen : 0
+  run.peak = new PredictedPeak(prediction, seenBefore)
+  record.progress.maxSeqLen = seenBefore || null
+  record.summary.predictedPeakBytes = run.peak.bytes
   run.saveRecord(true)
 
   const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
@@ -247,9 +256,10 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
           // The retry is a fresh run in the same directory, planned for its new configuration.
           prediction = fit.prediction
           run.prediction = prediction
+          run.peak = new PredictedPeak(prediction)
           record.prediction = prediction.record
           record.autoFit = { configPath: fit.configPath, changes: fit.message, firstAttempt: { oom: record.oom, advice: run.oomAdvice } }
-          record.summary = { ...record.summary, steps: 0, firstLoss: null, lastLoss: null, measuredPeakBytes: null, predictedPeakBytes: prediction.record.peakAllocatedBytes }
+          record.summary = { ...record.summary, steps: 0, firstLoss: null, lastLoss: null, measuredPeakBytes: null, predictedPeakBytes: null, predictedMaxLengthPeakBytes: run.peak.maxLengthBytes }
           record.progress = { ...record.progress, step: 0, maxSeqLen: null, memory: null }
           delete record.oom
           record.eventCounts = {}
@@ -297,6 +307,7 @@ function trainerArgs(
   if (ctx.resumeFrom) args.push('--resume-from', ctx.resumeFrom)
   if (opts.skipBadRows) args.push('--skip-bad-rows')
   if (opts.method && opts.method !== 'auto') args.push('--method', opts.method)
+  // The max_length worst case: the trainer echoes it; the run's prediction follows its batches.
   if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
   return args
 }
@@ -316,10 +327,26 @@ function onStdout(run: SupervisedRun, line: string): void {
     // Contract drift must be loud: the line still reaches the log, with why it was refused.
     return run.emitLog(`headroom: warning: trainer line does not match the event schema (${parsed.error}): ${line}`)
   }
-  const event = parsed.event
+  const event = withPrediction(run, parsed.event)
   applyEvent(run, event)
   run.emitEvent(event)
   run.saveRecord(event.type !== 'step')
+}
+
+/**
+ * Stamps the run's one prediction onto the events everyone else reads: each step carries the
+ * planner's peak for the longest batch so far, and `done` carries it beside the max_length
+ * worst case (the trainer knows only the latter).
+ */
+function withPrediction(run: SupervisedRun, event: TrainerEvent): TrainerEvent {
+  if (event.type === 'step') {
+    const bytes = run.prediction ? run.peak.observe(event.seqLen ?? run.prediction.record.seq) : null
+    return bytes === null ? event : { ...event, predictedPeakBytes: bytes }
+  }
+  if (event.type === 'done') {
+    return { ...event, summary: { ...event.summary, predictedPeakBytes: run.peak.bytes, predictedMaxLengthPeakBytes: run.peak.maxLengthBytes } }
+  }
+  return event
 }
 
 /** Folds one event into the run's record and summary. */
@@ -331,7 +358,6 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       r.device = event.device
       r.summary.device = event.device
       r.progress.totalSteps = event.totalSteps
-      if (r.summary.predictedPeakBytes === null && event.predicted) r.summary.predictedPeakBytes = event.predicted.peakAllocatedBytes
       return
     case 'step':
       r.progress.step = event.step
@@ -344,6 +370,7 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       if (r.summary.firstLoss === null) r.summary.firstLoss = event.loss
       r.summary.lastLoss = event.loss
       r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes)
+      if (event.predictedPeakBytes !== undefined) r.summary.predictedPeakBytes = event.predictedPeakBytes
       return
     case 'checkpoint':
       r.checkpoints = [...r.checkpoints.filter((c) => c.path !== event.path), { step: event.step, path: event.path, reason: event.reason }]
@@ -387,12 +414,10 @@ function finalize(run: SupervisedRun, state: RunRecord['state'], exit: { code: n
     run.oomAdvice = oomAdvice(run.prediction, run.lastOom)
     if (r.oom && run.oomAdvice) r.oom = { ...r.oom, advice: run.oomAdvice }
   }
-  const observed = r.progress.maxSeqLen
-  if (run.prediction && observed && observed < run.prediction.record.seq) {
-    const again = run.prediction.atSeq(observed)
-    r.prediction = { ...run.prediction.record, atObservedSeq: { seq: observed, ...again } }
-  }
-  if (run.prediction) r.summary.predictedPeakBytes = r.prediction!.atObservedSeq?.peakAllocatedBytes ?? r.prediction!.peakAllocatedBytes
+  const longest = run.peak.detail()
+  if (run.prediction) r.prediction = { ...run.prediction.record, ...(longest ? { atObservedSeq: longest } : {}) }
+  r.summary.predictedPeakBytes = run.peak.bytes
+  r.summary.predictedMaxLengthPeakBytes = run.peak.maxLengthBytes
   delete r.pid
   run.saveRecord(true)
   run.resolveDone({ ...r.summary })

@@ -14,7 +14,10 @@ export type RunProgress = {
   totalSteps: number | null
   steps: number
   lastLoss: number | null
+  /** The run's one prediction: the planner's peak at the longest batch trained (the supervisor's figure). */
   predictedPeakBytes: number | null
+  /** The planner's worst case at the configured max_length, beside it. */
+  predictedMaxLengthPeakBytes: number | null
   measuredPeakBytes: number | null
   summary: (Partial<RunSummary> & { seconds?: number }) | null
 }
@@ -41,7 +44,8 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
         model: event.model.name,
         method: event.method,
         totalSteps: event.totalSteps,
-        predictedPeakBytes: event.predicted?.peakAllocatedBytes ?? run.predictedPeakBytes,
+        // `start` knows only the max_length worst case; the run's prediction comes with its batches.
+        predictedMaxLengthPeakBytes: event.predicted?.peakAllocatedBytes ?? run.predictedMaxLengthPeakBytes,
       }
     case 'step':
       return {
@@ -50,6 +54,7 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
         steps: Math.max(run.steps, event.step),
         totalSteps: event.totalSteps || run.totalSteps,
         lastLoss: event.loss,
+        predictedPeakBytes: event.predictedPeakBytes ?? run.predictedPeakBytes,
         measuredPeakBytes: Math.max(run.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes),
       }
     case 'done': {
@@ -61,6 +66,7 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
         steps: Math.max(run.steps, s.steps),
         lastLoss: s.lastLoss ?? run.lastLoss,
         predictedPeakBytes: s.predictedPeakBytes ?? run.predictedPeakBytes,
+        predictedMaxLengthPeakBytes: s.predictedMaxLengthPeakBytes ?? run.predictedMaxLengthPeakBytes,
         measuredPeakBytes: s.measuredPeakBytes ?? run.measuredPeakBytes,
         summary: s,
       }

@@ -42,6 +42,7 @@ export type LatestSample = Sample & {
   runId: string
   device: string | null
   predictedPeakBytes: number | null
+  predictedMaxLengthPeakBytes: number | null
 }
 
 type RunRow = {
@@ -58,6 +59,7 @@ type RunRow = {
   steps: number
   last_loss: number | null
   predicted_peak_bytes: number | null
+  predicted_max_length_peak_bytes: number | null
   measured_peak_bytes: number | null
   output_dir: string | null
   options_json: string | null
@@ -92,6 +94,7 @@ function toRecord(row: RunRow): RunRecord {
     steps: row.steps,
     lastLoss: row.last_loss,
     predictedPeakBytes: row.predicted_peak_bytes,
+    predictedMaxLengthPeakBytes: row.predicted_max_length_peak_bytes,
     measuredPeakBytes: row.measured_peak_bytes,
     outputDir: row.output_dir,
     options: row.options_json ? (JSON.parse(row.options_json) as Record<string, unknown>) : null,
@@ -119,7 +122,7 @@ function toSample(row: SampleRow): Sample {
  * runs as the outer loop; with a plain JOIN SQLite chose to scan every sample (680 ms at
  * 100 x 10,000 samples, against 1 ms).
  */
-export const LATEST_SAMPLES_SQL = `SELECT r.id AS run_id, r.device, r.predicted_peak_bytes, s.*
+export const LATEST_SAMPLES_SQL = `SELECT r.id AS run_id, r.device, r.predicted_peak_bytes, r.predicted_max_length_peak_bytes, s.*
   FROM runs r CROSS JOIN samples s ON s.run_id = r.id
     AND s.step = (SELECT MAX(step) FROM samples WHERE run_id = r.id)`
 
@@ -140,7 +143,7 @@ export class RunStore {
       updateProgress: db.prepare(
         `UPDATE runs SET state = @state, updated_at = @now, device = @device, device_name = @deviceName,
            model = @model, method = @method, total_steps = @totalSteps, steps = @steps, last_loss = @lastLoss,
-           predicted_peak_bytes = @predictedPeakBytes, measured_peak_bytes = @measuredPeakBytes,
+           predicted_peak_bytes = @predictedPeakBytes, predicted_max_length_peak_bytes = @predictedMaxLengthPeakBytes, measured_peak_bytes = @measuredPeakBytes,
            summary_json = @summaryJson, last_seq = @lastSeq
          WHERE id = @id`,
       ),
@@ -265,6 +268,7 @@ export class RunStore {
         steps: Math.max(run.steps, summary.steps),
         lastLoss: summary.lastLoss ?? run.lastLoss,
         predictedPeakBytes: summary.predictedPeakBytes ?? run.predictedPeakBytes,
+        predictedMaxLengthPeakBytes: summary.predictedMaxLengthPeakBytes ?? run.predictedMaxLengthPeakBytes,
         measuredPeakBytes: summary.measuredPeakBytes ?? run.measuredPeakBytes,
         summary: { ...run.summary, ...summary },
         updatedAt: now,
@@ -296,8 +300,14 @@ export class RunStore {
 
   /** Every run's newest sample: what /metrics is rebuilt from after a restart. */
   latestSamples(): LatestSample[] {
-    const rows = this.#stmt.latestSamples.all() as (SampleRow & { run_id: string; device: string | null; predicted_peak_bytes: number | null })[]
-    return rows.map((r) => ({ ...toSample(r), runId: r.run_id, device: r.device, predictedPeakBytes: r.predicted_peak_bytes }))
+    const rows = this.#stmt.latestSamples.all() as (SampleRow & { run_id: string; device: string | null; predicted_peak_bytes: number | null; predicted_max_length_peak_bytes: number | null })[]
+    return rows.map((r) => ({
+      ...toSample(r),
+      runId: r.run_id,
+      device: r.device,
+      predictedPeakBytes: r.predicted_peak_bytes,
+      predictedMaxLengthPeakBytes: r.predicted_max_length_peak_bytes,
+    }))
   }
 
   countByState(): Partial<Record<RunState, number>> {
@@ -324,6 +334,7 @@ export class RunStore {
       steps: run.steps,
       lastLoss: run.lastLoss,
       predictedPeakBytes: run.predictedPeakBytes,
+      predictedMaxLengthPeakBytes: run.predictedMaxLengthPeakBytes,
       measuredPeakBytes: run.measuredPeakBytes,
       summaryJson: run.summary ? JSON.stringify(run.summary) : null,
       lastSeq: run.lastSeq,

@@ -6,11 +6,14 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from '../../src/server/server.ts'
 import { parseSse } from './helpers.ts'
+import { headroom, lastJsonLine } from '../runtime/helpers.ts'
+
+type Summary = { state: string; steps: number; predictedPeakBytes: number; predictedMaxLengthPeakBytes: number; measuredPeakBytes: number }
 
 test('a 10-step tiny run, end to end through the server', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'headroom-e2e-'))
@@ -35,7 +38,7 @@ test('a 10-step tiny run, end to end through the server', { timeout: 600_000 }, 
     assert.equal(types.at(-1), 'done', `events: ${types.join(',')}`)
     assert.equal(types.filter((t) => t === 'step').length, 10)
     assert.deepEqual(messages.map((m) => Number(m.id)), messages.map((_, i) => i + 1), 'ids are the sequence numbers')
-    const done = JSON.parse(messages.at(-1)!.data) as { summary: { state: string; steps: number } }
+    const done = JSON.parse(messages.at(-1)!.data) as { summary: Summary }
     assert.equal(done.summary.state, 'succeeded')
     assert.equal(done.summary.steps, 10)
 
@@ -51,11 +54,33 @@ test('a 10-step tiny run, end to end through the server', { timeout: 600_000 }, 
     assert.equal(gauge('headroom_train_step'), 10)
 
     assert.match(metrics, /^headroom_runs\{state="succeeded"\} 1$/m)
-    const before = (await (await fetch(`${server.url}/v1/runs/${id}`)).json()) as { state: string; measuredPeakBytes: number; predictedPeakBytes: number }
+    const before = (await (await fetch(`${server.url}/v1/runs/${id}`)).json()) as Summary & { outputDir: string }
     assert.equal(before.state, 'succeeded')
-    // The planner's prediction, as the supervisor settled it, next to the measurement.
+    // One prediction per run: the planner at the longest batch trained, the same number in the
+    // API, the stored events, /metrics and run.json; the max_length worst case beside it.
     assert.ok(before.predictedPeakBytes > 0)
+    assert.ok(before.predictedMaxLengthPeakBytes > before.predictedPeakBytes, 'the default data is shorter than max_length')
+    assert.equal(done.summary.predictedPeakBytes, before.predictedPeakBytes)
+    assert.equal(done.summary.predictedMaxLengthPeakBytes, before.predictedMaxLengthPeakBytes)
+    const lastStep = JSON.parse(messages.filter((m) => m.event === 'step').at(-1)!.data) as { predictedPeakBytes: number }
+    assert.equal(lastStep.predictedPeakBytes, before.predictedPeakBytes)
     assert.equal(gauge('headroom_memory_predicted_peak_bytes'), before.predictedPeakBytes)
+    assert.equal(gauge('headroom_memory_predicted_max_length_peak_bytes'), before.predictedMaxLengthPeakBytes)
+    const record = JSON.parse(readFileSync(join(before.outputDir, 'run.json'), 'utf8'))
+    assert.equal(record.summary.predictedPeakBytes, before.predictedPeakBytes)
+    assert.equal(record.prediction.atObservedSeq.peakAllocatedBytes, before.predictedPeakBytes)
+    assert.equal(record.summary.predictedMaxLengthPeakBytes, before.predictedMaxLengthPeakBytes)
+    const ratio = before.measuredPeakBytes / before.predictedPeakBytes
+    assert.ok(ratio > 0.9 && ratio < 1.1, `measured/predicted ${ratio.toFixed(3)} on the default run`)
+
+    // The terminal door, same default configuration: the same prediction, to the byte (the
+    // trainer puts the longest batch first, so a shorter run sees the same longest batch).
+    const cli = await headroom(['tune', '--json', '--max-steps', '3', '--device', 'cpu', '--output', join(dir, 'cli-run')])
+    assert.equal(cli.code, 0, cli.stderr)
+    const cliSummary = lastJsonLine(cli.stdout)
+    assert.equal(cliSummary.predictedPeakBytes, before.predictedPeakBytes)
+    assert.equal(cliSummary.predictedMaxLengthPeakBytes, before.predictedMaxLengthPeakBytes)
+    assert.match(cli.stderr, new RegExp(`predicted \\S+ \\S+ \\(${before.predictedPeakBytes.toLocaleString('en-US')} B\\)`))
 
     await server.close()
     server = await startServer({ db, port: 0, runsDir: join(dir, 'runs'), processMetrics: false })
@@ -66,6 +91,8 @@ test('a 10-step tiny run, end to end through the server', { timeout: 600_000 }, 
     assert.equal(again.measuredPeakBytes, before.measuredPeakBytes)
     const rebuilt = await (await fetch(`${server.url}/metrics`)).text()
     assert.match(rebuilt, new RegExp(`^headroom_memory_peak_allocated_bytes\\{run="${id}",device="cpu"\\} [1-9]`, 'm'), 'gauges rebuilt from the store')
+    assert.match(rebuilt, new RegExp(`^headroom_memory_predicted_peak_bytes\\{run="${id}",device="cpu"\\} ${before.predictedPeakBytes}$`, 'm'))
+    assert.match(rebuilt, new RegExp(`^headroom_memory_predicted_max_length_peak_bytes\\{run="${id}",device="cpu"\\} ${before.predictedMaxLengthPeakBytes}$`, 'm'))
   } finally {
     await server.close()
     rmSync(dir, { recursive: true, force: true })
