@@ -104,7 +104,8 @@ export const errorEvent = z.object({
   path: z.string().optional(),
 })
 
-export const runState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'oom', 'preempted'])
+/** Run states (src/runtime/lifecycle.ts holds the transitions). lost: the supervisor died without recording an end. */
+export const runState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'oom', 'preempted', 'lost'])
 export type RunState = z.infer<typeof runState>
 
 export const runSummary = z.object({

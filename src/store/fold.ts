@@ -3,6 +3,7 @@
  * live metrics and the tests agree on what "the state of a run" means.
  */
 import type { RunState, RunSummary, TrainerEvent } from '../runtime/events.ts'
+import { isEnded, nextState } from '../runtime/lifecycle.ts'
 
 /** The columns of a run that events move. */
 export type RunProgress = {
@@ -22,23 +23,24 @@ export type RunProgress = {
   summary: (Partial<RunSummary> & { seconds?: number }) | null
 }
 
-/** States after which a run never changes again. */
-export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['succeeded', 'failed', 'cancelled', 'oom', 'preempted'])
+/** States in which no process drives the run (lifecycle.ts): only a resume changes them again. */
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['succeeded', 'failed', 'cancelled', 'oom', 'preempted', 'lost'])
 
 export function isTerminal(state: RunState): boolean {
-  return TERMINAL_STATES.has(state)
+  return isEnded(state)
 }
 
 /**
  * Applies one event. Only `done` (or the supervisor's final summary) ends a run: an `oom`
- * or `error` event may be followed by an auto-fit retry that starts again.
+ * or `error` event may be followed by an auto-fit retry that starts again. State changes go
+ * through the lifecycle's reducer, which throws a LifecycleError for a forbidden one.
  */
 export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
   switch (event.type) {
     case 'start':
       return {
         ...run,
-        state: 'running',
+        state: nextState(run.state, { type: 'start' }),
         device: event.device,
         deviceName: event.deviceName ?? run.deviceName,
         model: event.model.name,
@@ -50,7 +52,7 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
     case 'step':
       return {
         ...run,
-        state: 'running',
+        state: run.state === 'queued' ? nextState(run.state, { type: 'start' }) : run.state,
         steps: Math.max(run.steps, event.step),
         totalSteps: event.totalSteps || run.totalSteps,
         lastLoss: event.loss,
@@ -61,7 +63,7 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
       const s = event.summary
       return {
         ...run,
-        state: s.state,
+        state: nextState(run.state, { type: 'exit', state: exitState(s.state) }),
         device: s.device,
         steps: Math.max(run.steps, s.steps),
         lastLoss: s.lastLoss ?? run.lastLoss,
@@ -74,4 +76,9 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
     default:
       return run
   }
+}
+
+/** A summary's state as an exit: a reporter cannot end a run as queued, running or lost. */
+function exitState(state: RunState): Extract<Parameters<typeof nextState>[1], { type: 'exit' }>['state'] {
+  return state === 'queued' || state === 'running' || state === 'lost' ? 'failed' : state
 }
