@@ -6,6 +6,7 @@
 import type { Db } from './db.ts'
 import type { RunState, RunSummary, TrainerEvent } from '../runtime/events.ts'
 import { foldEvent, type RunProgress } from './fold.ts'
+import { nextState } from '../runtime/lifecycle.ts'
 
 export type RunSource = 'local' | 'remote'
 
@@ -275,6 +276,22 @@ export class RunStore {
       }
       this.#writeProgress(done)
       return done
+    })()
+  }
+
+  /**
+   * Marks a run nobody drives any more (its supervisor died with the server that ran it) as
+   * `lost`, through the lifecycle's reducer: never shown as running, resumable from its
+   * checkpoints with `headroom tune --resume`.
+   */
+  markLost(id: string, now = Date.now()): RunRecord | undefined {
+    return this.#db.transaction(() => {
+      const run = this.getRun(id)
+      if (!run) return undefined
+      const state = nextState(run.state, { type: 'lost' })
+      const lost: RunRecord = { ...run, state, summary: run.summary ? { ...run.summary, state } : run.summary, updatedAt: now }
+      this.#writeProgress(lost)
+      return lost
     })()
   }
 
