@@ -44,10 +44,21 @@ def save(directory: Path, step: int, model, optimizer, scheduler, state: dict, m
     return final
 
 
+# What save() writes; src/runtime/checkpoints.ts checks the same list (keep them in step).
+REQUIRED_FILES = (STATE_FILE, "optimizer.pt", "scheduler.pt", "rng_state.pt")
+WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
+
+
+def is_complete(path: Path) -> bool:
+    """Every file save() writes is there: an empty or cut-short checkpoint-N is never resumed from."""
+    return all((path / f).is_file() for f in REQUIRED_FILES) and any((path / f).is_file() for f in WEIGHT_FILES)
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
+    """The complete checkpoint-N directories (an incomplete one must not hide the complete one below it)."""
     if not directory.is_dir():
         return []
-    return [p for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name) and (p / STATE_FILE).is_file()]
+    return [p for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name) and is_complete(p)]
 
 
 def _step_of(path: Path) -> int:
@@ -57,7 +68,7 @@ def _step_of(path: Path) -> int:
 def find(path: Path) -> Path | None:
     """A checkpoint directory itself, or the latest checkpoint inside an output directory."""
     if (path / STATE_FILE).is_file():
-        return path
+        return path if is_complete(path) else None
     found = list_checkpoints(path)
     return max(found, key=_step_of) if found else None
 

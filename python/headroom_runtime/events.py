@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
+
+_reader_gone = False
 
 
 def emit(type_: str, **fields) -> dict:
@@ -17,16 +20,34 @@ def emit(type_: str, **fields) -> dict:
 
     Top-level None fields are left out (optional in the schema); nested None stays null.
     """
+    global _reader_gone
     event = {"type": type_, "t": int(time.time() * 1000), **{k: _plain(v) for k, v in fields.items() if v is not None}}
-    sys.stdout.write(json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n")
-    sys.stdout.flush()
+    if _reader_gone:
+        return event
+    try:
+        sys.stdout.write(json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The supervisor is gone (killed): keep training state intact and let the recipe stop
+        # with a checkpoint; further events have no reader. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not fail too.
+        _reader_gone = True
+        sys.stdout = open(os.devnull, "w")
     return event
+
+
+def reader_gone() -> bool:
+    """True once an event could not be written because nobody reads stdout any more."""
+    return _reader_gone
 
 
 def log(message: str) -> None:
     """A human-readable log line (stderr; the supervisor passes it through)."""
-    sys.stderr.write(f"headroom: {message}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"headroom: {message}\n")
+        sys.stderr.flush()
+    except BrokenPipeError:  # the supervisor is gone; see emit()
+        sys.stderr = open(os.devnull, "w")
 
 
 def _plain(value):

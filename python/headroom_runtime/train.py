@@ -29,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .events import InputError, emit, log
+from .events import InputError, emit, log, reader_gone
 
 EXIT_OK, EXIT_INPUT, EXIT_INTERNAL, EXIT_OOM, EXIT_PREEMPTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 SENTINEL = "fine_tuning_completed.txt"  # KAITO's pusher waits for this file
@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--method", choices=("auto", "lora", "qlora", "full"), default="auto",
                    help="auto: qlora when QuantizationConfig loads 4/8-bit, else lora")
     p.add_argument("--resume-from", help="a checkpoint-N directory, or an output directory (its latest checkpoint)")
-    p.add_argument("--predicted-peak-bytes", type=int, help="the planner's prediction, echoed in the start event")
+    p.add_argument("--predicted-peak-bytes", type=int, help="the planner's worst case at max_length, echoed in the start event and the done summary")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed dataset rows instead of refusing")
     p.add_argument("--memory-every", type=int, default=int(os.environ.get("HEADROOM_MEMORY_EVERY", "100")),
                    help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
@@ -60,8 +60,20 @@ class StopRequest:
 
     def __init__(self):
         self.signal: int | None = None
+        # Under the supervisor (HEADROOM_RUN_ID set) a dead parent is a preemption too: a
+        # supervisor killed with SIGKILL cannot forward anything, and an orphaned trainer
+        # must not train on into a directory whose run nobody records.
+        self.supervised = bool(os.environ.get("HEADROOM_RUN_ID"))
+        self.parent = os.getppid()
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
+
+    def keep_going(self) -> bool:
+        """False once a stop was requested (a signal, or the supervisor gone)."""
+        if self.signal is None and self.supervised and (os.getppid() != self.parent or reader_gone()):
+            self.signal = signal.SIGTERM
+            log("the supervisor is gone: writing a checkpoint, then stopping (resume with headroom tune --resume)")
+        return self.signal is None
 
     def _handle(self, signum, _frame):
         if self.signal is not None and signum == signal.SIGINT:
@@ -210,7 +222,7 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     save_strategy, save_steps = str(train.get("save_strategy") or "no"), int(train.get("save_steps") or 500)
     eval_strategy = str(train.get("eval_strategy") or "no") if eval_examples else "no"
     eval_steps = int(train.get("eval_steps") or train.get("logging_steps") or 500)
-    while step < total_steps and stop.signal is None:
+    while step < total_steps and stop.keep_going():
         began = time.perf_counter()
         batches = [_data.collate(order.batch(micro_batches_done + i), tokenizer.pad_token_id, train.get("pad_to_multiple_of")) for i in range(accumulation)]
         tokens = int(sum(b["attention_mask"].sum() for b in batches))
@@ -317,7 +329,9 @@ class Run:
         self._done = True
         summary = {
             "state": state, "steps": self.steps, "firstLoss": self.first_loss, "lastLoss": self.last_loss,
-            "adapterDir": self.adapter_dir, "device": self.device, "predictedPeakBytes": self.predicted,
+            # The planner's max_length worst case as passed in; the run's prediction (at the
+            # longest batch trained) is the supervisor's, which knows the planner.
+            "adapterDir": self.adapter_dir, "device": self.device, "predictedMaxLengthPeakBytes": self.predicted,
             "measuredPeakBytes": self.peak or None,
         }
         # A failed run writes run.json only into a directory that already exists (never creates
@@ -329,9 +343,19 @@ class Run:
             if self.output_dir is not None and (state == "succeeded" or self.output_dir.is_dir()):
                 record = {**summary, "method": self.method, "error": error, "files": files, "checkpoint": self.checkpoint, **(extra or {})}
                 self.output_dir.mkdir(parents=True, exist_ok=True)
+                path = self.output_dir / "run.json"
+                # The supervisor's record (it has an `id`) keeps its own state: ours goes under
+                # `trainer`, so a supervisor that died never has its record replaced by a
+                # document that claims an end it did not see.
+                try:
+                    current = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    current = None
+                if isinstance(current, dict) and "id" in current:
+                    record = {**current, "trainer": {**(current.get("trainer") or {}), **record}}
                 tmp = self.output_dir / ".run.json.tmp"
                 tmp.write_text(json.dumps(record, indent=1))
-                os.replace(tmp, self.output_dir / "run.json")
+                os.replace(tmp, path)
         finally:
             emit("done", summary={**summary, **({"seconds": round(seconds, 3)} if seconds is not None else {})})
 

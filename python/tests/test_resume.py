@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -63,3 +64,21 @@ def test_resume_from_nothing(models, tmp_path):
     result = run_trainer("--config", str(config), "--model", "tiny-llama", "--output", str(tmp_path / "o"), "--resume-from", str(tmp_path))
     assert result.rc == 1
     assert result.of("error")[0]["path"] == "--resume-from"
+
+
+def test_an_incomplete_checkpoint_never_hides_the_complete_one_below(tmp_path):
+    """An empty or cut-short checkpoint-N (no optimizer.pt) is skipped: find() returns the newest complete one."""
+    from headroom_runtime import _checkpoint
+
+    def make(step: int, files) -> Path:
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        for f in files:
+            (d / f).write_text("{}")
+        return d
+
+    complete = make(4, [*_checkpoint.REQUIRED_FILES, "adapter_model.safetensors"])
+    make(6, [f for f in _checkpoint.REQUIRED_FILES if f != "optimizer.pt"] + ["adapter_model.safetensors"])
+    make(8, [])
+    assert _checkpoint.find(tmp_path) == complete
+    assert _checkpoint.find(tmp_path / "checkpoint-6") is None

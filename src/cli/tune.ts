@@ -78,8 +78,8 @@ async function tune(flags: TuneFlags): Promise<number> {
   const reported = flags.server ? (await import('../server/client.ts')).reportRun(flags.server, run, { token: flags.serverToken }) : undefined
   const logTail: string[] = []
   let every = flags.logEvery ?? 0
-  let maxSeq = 0
-  let predictedNow = run.prediction?.record.peakAllocatedBytes ?? null
+  // The supervisor's figure for the longest batch actually run (never the max_length worst case).
+  let predictedNow: number | null = run.peak.bytes
   let lastStep: StepEvent | null = null
   let barShown = false
   const clearBar = () => {
@@ -104,17 +104,13 @@ async function tune(flags: TuneFlags): Promise<number> {
         err.write(`headroom: run ${run.id}: ${event.method} on ${event.model.name} (${formatCount(event.model.params)} params) on ${event.deviceName ?? event.device}, ${event.totalSteps} steps${examples}${resumed}\n`)
         if (run.prediction) {
           const p = run.prediction.record
-          err.write(`headroom: planner predicts ${formatBytes(p.peakAllocatedBytes)} peak allocated at ${formatCount(p.seq)} tokens × batch ${p.batch}\n`)
+          err.write(`headroom: planner's worst case at max_length ${formatCount(p.seq)} tokens × batch ${p.batch}: ${formatBytes(p.peakAllocatedBytes)} peak allocated; the prediction below follows the longest batch actually trained\n`)
         }
         return
       }
       case 'step': {
         lastStep = event
-        // The planner's figure for the longest batch actually run, not the configured maximum.
-        if (event.seqLen && event.seqLen > maxSeq && run.prediction) {
-          maxSeq = event.seqLen
-          predictedNow = run.prediction.atSeq(Math.min(maxSeq, run.prediction.record.seq)).peakAllocatedBytes
-        }
+        if (event.predictedPeakBytes !== undefined) predictedNow = event.predictedPeakBytes
         if (live) {
           err.write(`\r\x1b[2K${progressLine(event, predictedNow)}`)
           barShown = true
@@ -145,8 +141,8 @@ async function tune(flags: TuneFlags): Promise<number> {
   const observed = record.prediction?.atObservedSeq
   const predictedAt = record.prediction
     ? observed
-      ? `at the longest batch run, ${formatCount(observed.seq)} tokens × ${record.prediction.batch} (max_length ${formatCount(record.prediction.seq)} would need ${formatBytes(record.prediction.peakAllocatedBytes)})`
-      : `at ${formatCount(record.prediction.seq)} tokens × ${record.prediction.batch}`
+      ? `at the longest batch run, ${formatCount(observed.seq)} tokens × ${record.prediction.batch} (worst case at max_length ${formatCount(record.prediction.seq)}: ${formatBytes(record.prediction.peakAllocatedBytes)})`
+      : `(no batch trained; worst case at max_length ${formatCount(record.prediction.seq)} × ${record.prediction.batch}: ${formatBytes(record.prediction.peakAllocatedBytes)})`
     : record.predictionError
       ? `(no prediction: ${record.predictionError})`
       : undefined

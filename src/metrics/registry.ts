@@ -36,7 +36,8 @@ export class RunMetrics {
       reserved: gauge('headroom_memory_reserved_bytes', 'Bytes held by the caching allocator at the end of the last step (CUDA memory_reserved).'),
       peak: gauge('headroom_memory_peak_allocated_bytes', 'Peak live tensor bytes since the run started (CUDA max_memory_allocated).'),
       deviceUsed: gauge('headroom_device_memory_used_bytes', 'Device-level used bytes (CUDA: NVML used; CPU: process RSS).'),
-      predicted: gauge('headroom_memory_predicted_peak_bytes', "The planner's predicted peak of live tensor bytes for the run."),
+      predicted: gauge('headroom_memory_predicted_peak_bytes', "The planner's predicted peak of live tensor bytes for the longest batch the run trained on (batch x longest sequence seen)."),
+      predictedMaxLength: gauge('headroom_memory_predicted_max_length_peak_bytes', "The planner's worst-case peak of live tensor bytes at the run's configured max_length."),
       step: gauge('headroom_train_step', 'Last completed optimizer step.'),
       loss: gauge('headroom_train_loss', 'Training loss of the last step.'),
       tps: gauge('headroom_train_tokens_per_second', 'Training throughput of the last step, tokens per second.'),
@@ -60,11 +61,12 @@ export class RunMetrics {
     if (event.type === 'start' || event.type === 'step' || event.type === 'done') this.#invalidate()
     if (event.type === 'start') {
       this.#devices.set(runId, event.device)
-      if (event.predicted) this.#g.predicted.set(this.#labels(runId), event.predicted.peakAllocatedBytes)
+      if (event.predicted) this.#g.predictedMaxLength.set(this.#labels(runId), event.predicted.peakAllocatedBytes)
       return
     }
     if (event.type === 'done') {
       if (event.summary.predictedPeakBytes != null) this.#g.predicted.set(this.#labels(runId), event.summary.predictedPeakBytes)
+      if (event.summary.predictedMaxLengthPeakBytes != null) this.#g.predictedMaxLength.set(this.#labels(runId), event.summary.predictedMaxLengthPeakBytes)
       return
     }
     if (event.type !== 'step') return
@@ -77,6 +79,7 @@ export class RunMetrics {
     this.#g.step.set(labels, event.step)
     this.#g.loss.set(labels, event.loss)
     this.#g.tps.set(labels, event.tokensPerSecond)
+    if (event.predictedPeakBytes !== undefined) this.#g.predicted.set(labels, event.predictedPeakBytes)
   }
 
   /** Sets every run's gauges from its newest stored sample (after a restart). */
@@ -93,6 +96,7 @@ export class RunMetrics {
       if (s.loss != null) this.#g.loss.set(labels, s.loss)
       if (s.tokensPerSecond != null) this.#g.tps.set(labels, s.tokensPerSecond)
       if (s.predictedPeakBytes != null) this.#g.predicted.set(labels, s.predictedPeakBytes)
+      if (s.predictedMaxLengthPeakBytes != null) this.#g.predictedMaxLength.set(labels, s.predictedMaxLengthPeakBytes)
     }
   }
 

@@ -37,7 +37,11 @@ export const startEvent = z.object({
   trainableParams: z.number().int().nonnegative().optional(),
   /** The resolved configuration the trainer runs with (sections of training_config). */
   config: z.record(z.string(), z.unknown()),
-  /** The planner's prediction, passed to the trainer by the supervisor, echoed back. */
+  /**
+   * The planner's worst case at the configured max_length (every batch padded to it), passed to
+   * the trainer by the supervisor and echoed back. Not the run's prediction: that is known only
+   * once a batch is seen (step.predictedPeakBytes, summary.predictedPeakBytes).
+   */
   predicted: z.object({ peakAllocatedBytes: bytes, peakBytes: bytes.optional() }).nullable().optional(),
   resumedFromStep: z.number().int().nonnegative().optional(),
 })
@@ -56,6 +60,11 @@ export const stepEvent = z.object({
   tokensPerSecond: z.number().nonnegative(),
   epoch: z.number().nonnegative().optional(),
   memory: memorySample,
+  /**
+   * Added by the supervisor, never by the trainer: the planner's peak for the longest batch
+   * trained so far (micro-batch x longest seqLen seen), the run's one prediction.
+   */
+  predictedPeakBytes: bytes.optional(),
 })
 
 export const evalEvent = z.object({
@@ -95,7 +104,8 @@ export const errorEvent = z.object({
   path: z.string().optional(),
 })
 
-export const runState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'oom', 'preempted'])
+/** Run states (src/runtime/lifecycle.ts holds the transitions). lost: the supervisor died without recording an end. */
+export const runState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'oom', 'preempted', 'lost'])
 export type RunState = z.infer<typeof runState>
 
 export const runSummary = z.object({
@@ -105,7 +115,10 @@ export const runSummary = z.object({
   lastLoss: z.number().nullable(),
   adapterDir: z.string().nullable(),
   device: z.enum(['cpu', 'cuda']),
+  /** The planner's peak for the longest batch the run really trained on (batch x longest seq seen); null before any batch. */
   predictedPeakBytes: bytes.nullable(),
+  /** The planner's worst case at the configured max_length, beside it (optional for older reporters). */
+  predictedMaxLengthPeakBytes: bytes.nullable().optional(),
   measuredPeakBytes: bytes.nullable(),
 })
 export type RunSummary = z.infer<typeof runSummary>

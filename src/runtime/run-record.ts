@@ -7,6 +7,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { RunState, RunSummary } from './events.ts'
+import { ACTIVE_STATES, nextState } from './lifecycle.ts'
+import { lockState } from './run-lock.ts'
 
 export type MemoryReading = {
   allocatedBytes: number
@@ -17,7 +19,7 @@ export type MemoryReading = {
 }
 
 export type PredictionRecord = {
-  /** Peak live tensor bytes the planner predicts at the configured max_length. */
+  /** Peak live tensor bytes the planner predicts at the configured max_length: the worst case, not the run's prediction. */
   peakAllocatedBytes: number
   /** What the device would show (adds CUDA context and allocator slack; equal on CPU). */
   peakBytes: number
@@ -27,7 +29,7 @@ export type PredictionRecord = {
   method: string
   device: 'cpu' | 'cuda'
   breakdown: Record<string, number>
-  /** The same prediction at the longest batch the trainer actually ran, when shorter. */
+  /** The same prediction at the longest batch the trainer actually ran: the run's prediction (summary.predictedPeakBytes). */
   atObservedSeq?: { seq: number; peakAllocatedBytes: number; breakdown: Record<string, number> }
 }
 
@@ -104,4 +106,17 @@ export function writeRunRecord(record: RunRecord): void {
   const tmp = `${path}.${process.pid}.tmp`
   writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`)
   renameSync(tmp, path)
+}
+
+/**
+ * The run's state as it really is: what run.json says, except that a run which claims to be
+ * queued or running while no live process holds its directory's lock is `lost` (its
+ * supervisor was killed). Null when the directory holds no record.
+ */
+export function observedRunState(outputDir: string): RunState | null {
+  const record = readRunRecord(outputDir)
+  const state = record?.state
+  if (!state) return null
+  if (ACTIVE_STATES.has(state) && lockState(outputDir).kind !== 'held') return nextState(state, { type: 'lost' })
+  return state
 }

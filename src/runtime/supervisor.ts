@@ -12,7 +12,9 @@ import { createInterface } from 'node:readline'
 import { ConfigError, ExitError } from '../errors.ts'
 import { parseEventLine, type RunSummary, type TrainerEvent } from './events.ts'
 import type { RunHandle, TuneOptions } from './types.ts'
-import { resolveResume } from './checkpoints.ts'
+import { missingCheckpointFiles, resolveResume, resumeRunDir } from './checkpoints.ts'
+import { nextState, resumable, settleExit } from './lifecycle.ts'
+import { acquireLock, readLock } from './run-lock.ts'
 import { resolveDevice } from './device.ts'
 import { describeExit, stateForExit } from './exit-codes.ts'
 import { runtimePaths, setupCommands, setupNeeds, type RuntimePaths } from './python-env.ts'
@@ -21,6 +23,7 @@ import { writeAutoFitConfig } from './auto-fit.ts'
 import { oomAdvice } from './oom-advice.ts'
 import { newRunId } from './run-id.ts'
 import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
+import { PredictedPeak } from './predicted-peak.ts'
 
 /** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
 export type SupervisorOptions = {
@@ -77,6 +80,8 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
   readonly done: Promise<RunSummary>
   /** The planner's prediction for this run, or null (with `record.predictionError`). */
   prediction: RunPrediction | null = null
+  /** The run's one predicted peak: at the longest batch trained so far (predicted-peak.ts). */
+  peak: PredictedPeak = new PredictedPeak(null)
   /** The last `error` and `oom` events, for the CLI's message. */
   lastError: Extract<TrainerEvent, { type: 'error' }> | null = null
   lastOom: Extract<TrainerEvent, { type: 'oom' }> | null = null
@@ -85,6 +90,16 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
   /** Set when --auto-fit retried: what changed and the config file it wrote. */
   autoFit: { configPath: string; message: string } | null = null
   readonly record: RunRecord
+  /**
+   * A resume attempt leaves the record it resumed alone until its trainer has stepped: an
+   * attempt that fails while loading must not rewrite the options, state and steps that
+   * every later resume reads.
+   */
+  holdRecord = false
+  /** The state the trainer's own `done` reported, if it sent one. */
+  reportedState: RunRecord['state'] | null = null
+  /** Releases the --output lock; called once the run's end is recorded. */
+  releaseLock: () => void = () => {}
   private child: ChildProcess | null = null
   private requested: 'SIGTERM' | 'SIGINT' | undefined
   private signalsSeen = 0
@@ -125,9 +140,12 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
 
   /** @internal */
   saveRecord(force = false): void {
+    if (this.holdRecord) return
     const now = Date.now()
     if (!force && now - this.lastWrite < RECORD_INTERVAL_MS) return
     this.lastWrite = now
+    // Never claim a checkpoint that is not (or no longer, after save_total_limit) on disk.
+    this.record.checkpoints = this.record.checkpoints.filter((c) => missingCheckpointFiles(c.path).length === 0)
     writeRunRecord(this.record)
   }
 
@@ -151,6 +169,8 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
   const paths = sup.paths ?? runtimePaths()
   if (sup.ensureEnv ?? !sup.trainer) await ensurePythonEnv({ paths, onProgress: sup.onProgress })
 
+  // A finished run is never modified: say so before looking for checkpoints it may still have.
+  if (opts.resume) refuseFinished(resumeRunDir(opts.resume), '--resume')
   const resume = opts.resume ? resolveResume(opts.resume) : null
   // A resumed run keeps what it was started with unless the user says otherwise now.
   if (resume) opts = { ...resumableOptions(readRunRecord(resume.runDir)?.options), ...definedOnly(opts) }
@@ -176,94 +196,145 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
   }
 
   mkdirSync(outputDir, { recursive: true })
-  const record: RunRecord = {
-    id,
-    state: 'running',
-    outputDir,
-    createdAt: typeof previous?.createdAt === 'string' ? previous.createdAt : new Date().toISOString(),
-    updatedAt: new Date().toISOString(),
-    device,
-    options: recordedOptions(opts),
-    ...(resume ? { resumedFrom: resume.checkpoint } : {}),
-    prediction: prediction?.record ?? null,
-    ...(predictionError ? { predictionError } : {}),
-    progress: { step: 0, totalSteps: opts.maxSteps ?? 0, loss: null, tokensPerSecond: null, maxSeqLen: null, memory: null },
-    eventCounts: {},
-    checkpoints: Array.isArray(previous?.checkpoints) ? previous.checkpoints : [],
-    summary: {
+  const staleHolder = readLock(outputDir)
+  const lock = acquireLock(outputDir, id)
+  try {
+    return launchRun()
+  } catch (err) {
+    lock.release()
+    throw err
+  }
+
+  function launchRun(): SupervisedRun {
+    // Holding the lock, nobody else can be writing here: a record that says running was lost.
+    if (!resume) refuseFinished(outputDir, '--output')
+    if (resume && (previous?.state === 'running' || previous?.state === 'queued')) {
+      const who = lock.replaced ?? staleHolder
+      sup.onProgress?.(`headroom: run ${id} was lost: its supervisor${who ? ` (pid ${who.pid})` : ''} is gone without recording an end; resuming it from ${basename(resume.checkpoint.path)}`)
+    }
+    const record: RunRecord = {
+      id,
       state: 'running',
-      steps: 0,
-      // A resumed run continues the same loss curve: its first loss is the original's.
-      firstLoss: resume && typeof previous?.summary?.firstLoss === 'number' ? previous.summary.firstLoss : null,
-      lastLoss: null,
-      adapterDir: null,
+      outputDir,
+      createdAt: typeof previous?.createdAt === 'string' ? previous.createdAt : new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
       device,
-      predictedPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
-      measuredPeakBytes: null,
-    },
-  }
-  const run = new SupervisedRun(id, outputDir, record)
-  run.prediction = prediction
-  run.saveRecord(true)
-
-  const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
-    const args = trainerArgs({ ...opts, method }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
-    const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
-    const child = spawn(trainer.command, [...trainer.args, ...args], {
-      cwd: process.cwd(),
-      env: {
-        ...process.env,
-        PYTHONPATH: [paths.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(':'),
-        PYTHONUNBUFFERED: '1',
-        HEADROOM_RUN_ID: id,
-        ...opts.env,
+      options: recordedOptions(opts),
+      ...(resume ? { resumedFrom: resume.checkpoint } : {}),
+      prediction: prediction?.record ?? null,
+      ...(predictionError ? { predictionError } : {}),
+      progress: { step: 0, totalSteps: opts.maxSteps ?? 0, loss: null, tokensPerSecond: null, maxSeqLen: null, memory: null },
+      eventCounts: {},
+      checkpoints: Array.isArray(previous?.checkpoints) ? previous.checkpoints : [],
+      summary: {
+        state: 'running',
+        steps: 0,
+        // A resumed run continues the same loss curve: its first loss is the original's.
+        firstLoss: resume && typeof previous?.summary?.firstLoss === 'number' ? previous.summary.firstLoss : null,
+        lastLoss: null,
+        adapterDir: null,
+        device,
+        predictedPeakBytes: null,
+        predictedMaxLengthPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
+        measuredPeakBytes: null,
       },
-      // Its own process group: a terminal Ctrl-C reaches only us, and we forward it once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    run.attach(child)
-    record.pid = child.pid
-    const unforward = sup.forwardSignals === false ? () => {} : forwardSignals(run)
-    const killOnExit = () => child.kill('SIGKILL')
-    process.on('exit', killOnExit)
+    }
+    const run = new SupervisedRun(id, outputDir, record)
+    run.releaseLock = lock.release
+    run.holdRecord = resume !== null
+    run.prediction = prediction
+    // A resumed run already trained on its earlier batches: they still count as "seen".
+    const seenBefore = resume && typeof previous?.progress?.maxSeqLen === 'number' ? previous.progress.maxSeqLen : 0
+    run.peak = new PredictedPeak(prediction, seenBefore)
+    record.progress.maxSeqLen = seenBefore || null
+    record.summary.predictedPeakBytes = run.peak.bytes
+    run.saveRecord(true)
 
-    const stdoutDone = pipeLines(child.stdout!, (line) => onStdout(run, line))
-    const stderrDone = pipeLines(child.stderr!, (line) => run.emitLog(line))
-    let spawnError: Error | null = null
-    child.on('error', (err) => (spawnError = err))
-    child.on('close', async (code, signal) => {
-      await Promise.all([stdoutDone, stderrDone])
-      unforward()
-      process.off('exit', killOnExit)
-      const state = spawnError ? 'failed' : stateForExit(code, signal, run.requestedSignal)
-      const reason = spawnError ? `could not start the trainer: ${(spawnError as Error).message}` : describeExit(code, signal)
-      if (state === 'oom' && opts.autoFit && attempt === 0 && prediction) {
-        const fit = writeAutoFitConfig({ prediction, oom: run.lastOom, outputDir })
-        if (fit) {
-          run.oomAdvice = oomAdvice(prediction, run.lastOom)
-          run.autoFit = { configPath: fit.configPath, message: fit.message }
-          run.emitLog(`headroom: out of memory; --auto-fit retries once with the planner's configuration (${fit.message}): ${fit.configPath}`)
-          // The retry is a fresh run in the same directory, planned for its new configuration.
-          prediction = fit.prediction
-          run.prediction = prediction
-          record.prediction = prediction.record
-          record.autoFit = { configPath: fit.configPath, changes: fit.message, firstAttempt: { oom: record.oom, advice: run.oomAdvice } }
-          record.summary = { ...record.summary, steps: 0, firstLoss: null, lastLoss: null, measuredPeakBytes: null, predictedPeakBytes: prediction.record.peakAllocatedBytes }
-          record.progress = { ...record.progress, step: 0, maxSeqLen: null, memory: null }
-          delete record.oom
-          record.eventCounts = {}
-          run.lastOom = null
-          launch(fit.configPath, 1, fit.method)
-          return
+    const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
+      const args = trainerArgs({ ...opts, method }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
+      const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
+      const child = spawn(trainer.command, [...trainer.args, ...args], {
+        cwd: process.cwd(),
+        env: {
+          ...process.env,
+          PYTHONPATH: [paths.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(':'),
+          PYTHONUNBUFFERED: '1',
+          HEADROOM_RUN_ID: id,
+          ...opts.env,
+        },
+        // Its own process group: a terminal Ctrl-C reaches only us, and we forward it once.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      run.attach(child)
+      record.pid = child.pid
+      const unforward = sup.forwardSignals === false ? () => {} : forwardSignals(run)
+      const killOnExit = () => child.kill('SIGKILL')
+      process.on('exit', killOnExit)
+
+      const stdoutDone = pipeLines(child.stdout!, (line) => onStdout(run, line))
+      const stderrDone = pipeLines(child.stderr!, (line) => run.emitLog(line))
+      let spawnError: Error | null = null
+      child.on('error', (err) => (spawnError = err))
+      child.on('close', async (code, signal) => {
+        await Promise.all([stdoutDone, stderrDone])
+        unforward()
+        process.off('exit', killOnExit)
+        const exited = spawnError ? 'failed' : stateForExit(code, signal, run.requestedSignal)
+        // A SIGTERM that lands after the trainer saved and reported success (during interpreter
+        // shutdown) does not undo the success that is on disk.
+        const state = settleExit(exited as Parameters<typeof settleExit>[0], run.reportedState, existsSync(join(outputDir, COMPLETED_SENTINEL)))
+        const reason = spawnError ? `could not start the trainer: ${(spawnError as Error).message}` : describeExit(code, signal)
+        if (state === 'oom' && opts.autoFit && attempt === 0 && prediction) {
+          const fit = writeAutoFitConfig({ prediction, oom: run.lastOom, outputDir })
+          if (fit) {
+            run.oomAdvice = oomAdvice(prediction, run.lastOom)
+            run.autoFit = { configPath: fit.configPath, message: fit.message }
+            run.emitLog(`headroom: out of memory; --auto-fit retries once with the planner's configuration (${fit.message}): ${fit.configPath}`)
+            // The retry is a fresh run in the same directory, planned for its new configuration.
+            prediction = fit.prediction
+            run.prediction = prediction
+            run.peak = new PredictedPeak(prediction)
+            record.prediction = prediction.record
+            record.autoFit = { configPath: fit.configPath, changes: fit.message, firstAttempt: { oom: record.oom, advice: run.oomAdvice } }
+            record.summary = { ...record.summary, steps: 0, firstLoss: null, lastLoss: null, measuredPeakBytes: null, predictedPeakBytes: null, predictedMaxLengthPeakBytes: run.peak.maxLengthBytes }
+            record.progress = { ...record.progress, step: 0, maxSeqLen: null, memory: null }
+            delete record.oom
+            record.eventCounts = {}
+            run.lastOom = null
+            launch(fit.configPath, 1, fit.method)
+            return
+          }
         }
-      }
-      finalize(run, state, { code, signal, reason })
-    })
+        finalize(run, state, { code, signal, reason })
+      })
+    }
+    launch(opts.config, 0)
+    return run
   }
-  launch(opts.config, 0)
-  return run
 }
+
+/** Refuses (exit 1) to resume, or to write into, a run directory whose run succeeded. */
+function refuseFinished(runDir: string, flag: '--resume' | '--output'): void {
+  const previous = readRunRecord(runDir)
+  const completed = existsSync(join(runDir, COMPLETED_SENTINEL))
+  const state = previous?.state ?? (completed ? 'succeeded' : null)
+  // Only success is final; a run that claims to be active is the lock's business (held: refused
+  // with its holder named; stale: lost, and resumable).
+  if (state !== 'succeeded' && !completed) return
+  const verdict = resumable('succeeded')
+  if (verdict.ok) return
+  const what = `run ${typeof previous?.id === 'string' ? previous.id : basename(runDir)} in ${runDir}`
+  throw new ExitError(
+    flag === '--resume'
+      ? `--resume: ${what} cannot be resumed: ${verdict.reason}; start a new run with another --output to train further`
+      : `--output: ${what} already succeeded and a finished run is never modified; choose another --output, or remove the directory to reuse it`,
+    { path: flag, exitCode: 1 },
+  )
+}
+
+/** KAITO's completion marker, written by the trainer last, after the adapter. */
+const COMPLETED_SENTINEL = 'fine_tuning_completed.txt'
 
 const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows'] as const
 
@@ -297,6 +368,7 @@ function trainerArgs(
   if (ctx.resumeFrom) args.push('--resume-from', ctx.resumeFrom)
   if (opts.skipBadRows) args.push('--skip-bad-rows')
   if (opts.method && opts.method !== 'auto') args.push('--method', opts.method)
+  // The max_length worst case: the trainer echoes it; the run's prediction follows its batches.
   if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
   return args
 }
@@ -316,10 +388,29 @@ function onStdout(run: SupervisedRun, line: string): void {
     // Contract drift must be loud: the line still reaches the log, with why it was refused.
     return run.emitLog(`headroom: warning: trainer line does not match the event schema (${parsed.error}): ${line}`)
   }
-  const event = parsed.event
+  const event = withPrediction(run, parsed.event)
+  // The resume works: from now on the record is this attempt's.
+  if (event.type === 'step') run.holdRecord = false
+  if (event.type === 'done') run.reportedState = event.summary.state
   applyEvent(run, event)
   run.emitEvent(event)
   run.saveRecord(event.type !== 'step')
+}
+
+/**
+ * Stamps the run's one prediction onto the events everyone else reads: each step carries the
+ * planner's peak for the longest batch so far, and `done` carries it beside the max_length
+ * worst case (the trainer knows only the latter).
+ */
+function withPrediction(run: SupervisedRun, event: TrainerEvent): TrainerEvent {
+  if (event.type === 'step') {
+    const bytes = run.prediction ? run.peak.observe(event.seqLen ?? run.prediction.record.seq) : null
+    return bytes === null ? event : { ...event, predictedPeakBytes: bytes }
+  }
+  if (event.type === 'done') {
+    return { ...event, summary: { ...event.summary, predictedPeakBytes: run.peak.bytes, predictedMaxLengthPeakBytes: run.peak.maxLengthBytes } }
+  }
+  return event
 }
 
 /** Folds one event into the run's record and summary. */
@@ -331,7 +422,6 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       r.device = event.device
       r.summary.device = event.device
       r.progress.totalSteps = event.totalSteps
-      if (r.summary.predictedPeakBytes === null && event.predicted) r.summary.predictedPeakBytes = event.predicted.peakAllocatedBytes
       return
     case 'step':
       r.progress.step = event.step
@@ -344,6 +434,7 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       if (r.summary.firstLoss === null) r.summary.firstLoss = event.loss
       r.summary.lastLoss = event.loss
       r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes)
+      if (event.predictedPeakBytes !== undefined) r.summary.predictedPeakBytes = event.predictedPeakBytes
       return
     case 'checkpoint':
       r.checkpoints = [...r.checkpoints.filter((c) => c.path !== event.path), { step: event.step, path: event.path, reason: event.reason }]
@@ -373,8 +464,8 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
 
 function finalize(run: SupervisedRun, state: RunRecord['state'], exit: { code: number | null; signal: NodeJS.Signals | null; reason: string }): void {
   const r = run.record
-  r.state = state
-  r.summary.state = state
+  r.state = nextState(r.state, { type: 'exit', state: state as Parameters<typeof settleExit>[0] })
+  r.summary.state = r.state
   r.exit = { code: exit.code, signal: exit.signal, reason: exit.reason }
   r.finishedAt = new Date().toISOString()
   if (state === 'succeeded' && r.summary.adapterDir === null && existsSync(join(run.outputDir, 'adapter_config.json'))) {
@@ -387,14 +478,13 @@ function finalize(run: SupervisedRun, state: RunRecord['state'], exit: { code: n
     run.oomAdvice = oomAdvice(run.prediction, run.lastOom)
     if (r.oom && run.oomAdvice) r.oom = { ...r.oom, advice: run.oomAdvice }
   }
-  const observed = r.progress.maxSeqLen
-  if (run.prediction && observed && observed < run.prediction.record.seq) {
-    const again = run.prediction.atSeq(observed)
-    r.prediction = { ...run.prediction.record, atObservedSeq: { seq: observed, ...again } }
-  }
-  if (run.prediction) r.summary.predictedPeakBytes = r.prediction!.atObservedSeq?.peakAllocatedBytes ?? r.prediction!.peakAllocatedBytes
+  const longest = run.peak.detail()
+  if (run.prediction) r.prediction = { ...run.prediction.record, ...(longest ? { atObservedSeq: longest } : {}) }
+  r.summary.predictedPeakBytes = run.peak.bytes
+  r.summary.predictedMaxLengthPeakBytes = run.peak.maxLengthBytes
   delete r.pid
   run.saveRecord(true)
+  run.releaseLock()
   run.resolveDone({ ...r.summary })
 }
 

@@ -24,6 +24,8 @@ export class RunHub {
   readonly #listeners = new Map<string, Set<Listener>>()
   readonly #handles = new Map<string, RunHandle>()
   readonly #starting = new Set<string>()
+  /** The answer to each run's first cancel: later cancels repeat it and signal nothing. */
+  readonly #cancelled = new Map<string, RunRecord>()
 
   constructor(store: RunStore, metrics: RunMetrics, startRun: () => Promise<StartRun>) {
     this.#store = store
@@ -115,11 +117,16 @@ export class RunHub {
    * `cancelled` (SIGTERM would read as a preemption).
    */
   cancel(id: string): RunRecord {
+    // Idempotent: a second SIGINT would make the trainer stop at once, without the checkpoint
+    // the first one asked for. Later cancels get the first one's answer and signal nothing.
+    const answered = this.#cancelled.get(id)
+    if (answered) return answered
     const run = this.#store.getRun(id)
     if (!run) throw httpError(404, 'not_found', 'id', `no run ${id}`)
     if (isTerminal(run.state)) throw httpError(409, 'conflict', 'id', `run ${id} already ended (${run.state})`)
     const handle = this.#handles.get(id)
     if (!handle) throw httpError(409, 'conflict', 'id', `run ${id} is not running in this server (source: ${run.source}); stop it where it runs`)
+    this.#cancelled.set(id, run)
     handle.cancel('SIGINT')
     return run
   }

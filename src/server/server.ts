@@ -60,19 +60,10 @@ export type RunningServer = {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const db = openDb(opts.db)
   const store = new RunStore(db)
-  // Local runs that were going when the last server stopped have no supervisor any more.
+  // Local runs that were going when the last server stopped have no supervisor any more:
+  // lost (resumable with `headroom tune --resume <outputDir>`), never running.
   for (const run of store.unfinished()) {
-    if (run.source !== 'local') continue
-    store.finish(run.id, {
-      state: 'failed',
-      steps: run.steps,
-      firstLoss: null,
-      lastLoss: run.lastLoss,
-      adapterDir: null,
-      device: run.device ?? 'cpu',
-      predictedPeakBytes: run.predictedPeakBytes,
-      measuredPeakBytes: run.measuredPeakBytes,
-    })
+    if (run.source === 'local') store.markLost(run.id)
   }
   const metrics = new RunMetrics({ countRunsByState: () => store.countByState(), processMetrics: opts.processMetrics })
   metrics.restore(store.latestSamples())

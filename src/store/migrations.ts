@@ -64,4 +64,7 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, step)
   ) WITHOUT ROWID;
   `,
+  // 2: the max_length worst case beside the run's prediction (predicted_peak_bytes is the
+  // planner's peak at the longest batch actually trained).
+  `ALTER TABLE runs ADD COLUMN predicted_max_length_peak_bytes INTEGER;`,
 ]

@@ -6,6 +6,7 @@
 import type { Db } from './db.ts'
 import type { RunState, RunSummary, TrainerEvent } from '../runtime/events.ts'
 import { foldEvent, type RunProgress } from './fold.ts'
+import { nextState } from '../runtime/lifecycle.ts'
 
 export type RunSource = 'local' | 'remote'
 
@@ -42,6 +43,7 @@ export type LatestSample = Sample & {
   runId: string
   device: string | null
   predictedPeakBytes: number | null
+  predictedMaxLengthPeakBytes: number | null
 }
 
 type RunRow = {
@@ -58,6 +60,7 @@ type RunRow = {
   steps: number
   last_loss: number | null
   predicted_peak_bytes: number | null
+  predicted_max_length_peak_bytes: number | null
   measured_peak_bytes: number | null
   output_dir: string | null
   options_json: string | null
@@ -92,6 +95,7 @@ function toRecord(row: RunRow): RunRecord {
     steps: row.steps,
     lastLoss: row.last_loss,
     predictedPeakBytes: row.predicted_peak_bytes,
+    predictedMaxLengthPeakBytes: row.predicted_max_length_peak_bytes,
     measuredPeakBytes: row.measured_peak_bytes,
     outputDir: row.output_dir,
     options: row.options_json ? (JSON.parse(row.options_json) as Record<string, unknown>) : null,
@@ -119,7 +123,7 @@ function toSample(row: SampleRow): Sample {
  * runs as the outer loop; with a plain JOIN SQLite chose to scan every sample (680 ms at
  * 100 x 10,000 samples, against 1 ms).
  */
-export const LATEST_SAMPLES_SQL = `SELECT r.id AS run_id, r.device, r.predicted_peak_bytes, s.*
+export const LATEST_SAMPLES_SQL = `SELECT r.id AS run_id, r.device, r.predicted_peak_bytes, r.predicted_max_length_peak_bytes, s.*
   FROM runs r CROSS JOIN samples s ON s.run_id = r.id
     AND s.step = (SELECT MAX(step) FROM samples WHERE run_id = r.id)`
 
@@ -140,7 +144,7 @@ export class RunStore {
       updateProgress: db.prepare(
         `UPDATE runs SET state = @state, updated_at = @now, device = @device, device_name = @deviceName,
            model = @model, method = @method, total_steps = @totalSteps, steps = @steps, last_loss = @lastLoss,
-           predicted_peak_bytes = @predictedPeakBytes, measured_peak_bytes = @measuredPeakBytes,
+           predicted_peak_bytes = @predictedPeakBytes, predicted_max_length_peak_bytes = @predictedMaxLengthPeakBytes, measured_peak_bytes = @measuredPeakBytes,
            summary_json = @summaryJson, last_seq = @lastSeq
          WHERE id = @id`,
       ),
@@ -265,12 +269,29 @@ export class RunStore {
         steps: Math.max(run.steps, summary.steps),
         lastLoss: summary.lastLoss ?? run.lastLoss,
         predictedPeakBytes: summary.predictedPeakBytes ?? run.predictedPeakBytes,
+        predictedMaxLengthPeakBytes: summary.predictedMaxLengthPeakBytes ?? run.predictedMaxLengthPeakBytes,
         measuredPeakBytes: summary.measuredPeakBytes ?? run.measuredPeakBytes,
         summary: { ...run.summary, ...summary },
         updatedAt: now,
       }
       this.#writeProgress(done)
       return done
+    })()
+  }
+
+  /**
+   * Marks a run nobody drives any more (its supervisor died with the server that ran it) as
+   * `lost`, through the lifecycle's reducer: never shown as running, resumable from its
+   * checkpoints with `headroom tune --resume`.
+   */
+  markLost(id: string, now = Date.now()): RunRecord | undefined {
+    return this.#db.transaction(() => {
+      const run = this.getRun(id)
+      if (!run) return undefined
+      const state = nextState(run.state, { type: 'lost' })
+      const lost: RunRecord = { ...run, state, summary: run.summary ? { ...run.summary, state } : run.summary, updatedAt: now }
+      this.#writeProgress(lost)
+      return lost
     })()
   }
 
@@ -296,8 +317,14 @@ export class RunStore {
 
   /** Every run's newest sample: what /metrics is rebuilt from after a restart. */
   latestSamples(): LatestSample[] {
-    const rows = this.#stmt.latestSamples.all() as (SampleRow & { run_id: string; device: string | null; predicted_peak_bytes: number | null })[]
-    return rows.map((r) => ({ ...toSample(r), runId: r.run_id, device: r.device, predictedPeakBytes: r.predicted_peak_bytes }))
+    const rows = this.#stmt.latestSamples.all() as (SampleRow & { run_id: string; device: string | null; predicted_peak_bytes: number | null; predicted_max_length_peak_bytes: number | null })[]
+    return rows.map((r) => ({
+      ...toSample(r),
+      runId: r.run_id,
+      device: r.device,
+      predictedPeakBytes: r.predicted_peak_bytes,
+      predictedMaxLengthPeakBytes: r.predicted_max_length_peak_bytes,
+    }))
   }
 
   countByState(): Partial<Record<RunState, number>> {
@@ -324,6 +351,7 @@ export class RunStore {
       steps: run.steps,
       lastLoss: run.lastLoss,
       predictedPeakBytes: run.predictedPeakBytes,
+      predictedMaxLengthPeakBytes: run.predictedMaxLengthPeakBytes,
       measuredPeakBytes: run.measuredPeakBytes,
       summaryJson: run.summary ? JSON.stringify(run.summary) : null,
       lastSeq: run.lastSeq,

@@ -3,7 +3,9 @@
 // The real Python trainer is exercised in tune-e2e.test.ts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { hostname } from 'node:os'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,17 +14,20 @@ import type { TrainerEvent } from '../../src/runtime/events.ts'
 import { findLastCheckpoint, resolveResume } from '../../src/runtime/checkpoints.ts'
 import { stateForExit } from '../../src/runtime/exit-codes.ts'
 import { newRunId, isRunId } from '../../src/runtime/run-id.ts'
+import { observedRunState } from '../../src/runtime/run-record.ts'
+import { lockPath, readLock } from '../../src/runtime/run-lock.ts'
+import { nextState, resumable } from '../../src/runtime/lifecycle.ts'
 
 const FAKE = fileURLToPath(new URL('./fixtures/fake-trainer.mjs', import.meta.url))
 
-async function fakeRun(scenario: string, extra: { maxSteps?: number; resume?: string; output?: string } = {}) {
+async function fakeRun(scenario: string, extra: { maxSteps?: number; resume?: string; output?: string; progress?: string[] } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), 'headroom-sup-'))
   // A resumed run goes back into the directory it continues, so it names no output.
   const output = extra.resume ? undefined : (extra.output ?? join(scratch, 'run'))
   const argvFile = join(scratch, 'argv.json')
   const run = await startRun(
-    { output, maxSteps: extra.maxSteps ?? 3, device: 'cpu', resume: extra.resume, env: { FAKE_SCENARIO: scenario, FAKE_ARGV_FILE: argvFile } },
-    { trainer: { command: process.execPath, args: [FAKE] }, predict: false, forwardSignals: false },
+    { output, maxSteps: extra.resume ? extra.maxSteps : (extra.maxSteps ?? 3), device: 'cpu', resume: extra.resume, env: { FAKE_SCENARIO: scenario, FAKE_ARGV_FILE: argvFile } },
+    { trainer: { command: process.execPath, args: [FAKE] }, predict: false, forwardSignals: false, onProgress: (l) => extra.progress?.push(l) },
   )
   const events: TrainerEvent[] = []
   const logs: string[] = []
@@ -127,14 +132,28 @@ test('resume continues in the same run directory from the last checkpoint', asyn
   assert.equal(summary.firstLoss, stopped.firstLoss, 'the first loss is the original run’s')
 })
 
-test('findLastCheckpoint picks the highest step numerically; resolveResume explains a missing checkpoint', () => {
+const CHECKPOINT_FILES = ['trainer_state.json', 'optimizer.pt', 'scheduler.pt', 'rng_state.pt', 'adapter_model.safetensors']
+function completeCheckpoint(dir: string, step: number): string {
+  const path = join(dir, `checkpoint-${step}`)
+  mkdirSync(path, { recursive: true })
+  for (const f of CHECKPOINT_FILES) writeFileSync(join(path, f), '{}')
+  return path
+}
+
+test('findLastCheckpoint picks the highest COMPLETE step numerically; resolveResume explains a missing checkpoint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'headroom-ckpt-'))
-  for (const n of [2, 10, 9]) mkdirSync(join(dir, `checkpoint-${n}`))
+  for (const n of [2, 10, 9]) completeCheckpoint(dir, n)
   mkdirSync(join(dir, 'checkpoint-x'))
+  // An empty and a cut-short checkpoint above the complete ones never block them.
+  mkdirSync(join(dir, 'checkpoint-12'))
+  const partial = completeCheckpoint(dir, 11)
+  rmSync(join(partial, 'optimizer.pt'))
   assert.deepEqual(findLastCheckpoint(dir), { path: join(dir, 'checkpoint-10'), step: 10 })
+  assert.equal(resolveResume(dir).checkpoint.step, 10)
   assert.deepEqual(resolveResume(join(dir, 'checkpoint-9')).checkpoint.step, 9)
+  assert.throws(() => resolveResume(join(dir, 'checkpoint-11')), /checkpoint-11 is incomplete \(no optimizer\.pt\)/)
   const empty = mkdtempSync(join(tmpdir(), 'headroom-ckpt-'))
-  assert.throws(() => resolveResume(empty), /has no checkpoint-N directory/)
+  assert.throws(() => resolveResume(empty), /has no complete checkpoint-N directory/)
   assert.throws(() => resolveResume('20990101-000000-abcdef', empty), /no run directory/)
 })
 
@@ -156,4 +175,101 @@ test('run ids sort by time and are unique', () => {
   assert.ok(isRunId(a))
   assert.ok(newRunId(new Date('2026-01-02T03:04:06Z')) > a)
   assert.notEqual(newRunId(), newRunId())
+})
+
+test('the lifecycle: one reducer, finished runs final, lost only from active states', () => {
+  assert.equal(nextState('queued', { type: 'start' }), 'running')
+  assert.equal(nextState('running', { type: 'exit', state: 'preempted' }), 'preempted')
+  assert.equal(nextState('preempted', { type: 'start' }), 'running', 'a resume')
+  assert.equal(nextState('lost', { type: 'start' }), 'running', 'a lost run resumes')
+  assert.equal(nextState('running', { type: 'lost' }), 'lost')
+  assert.equal(nextState('cancelled', { type: 'lost' }), 'cancelled', 'an ended run stays as it ended')
+  assert.throws(() => nextState('succeeded', { type: 'start' }), /never modified/)
+  assert.throws(() => nextState('succeeded', { type: 'exit', state: 'failed' }), /never modified/)
+  assert.throws(() => nextState('preempted', { type: 'exit', state: 'succeeded' }), /not running/)
+  assert.deepEqual(resumable('lost'), { ok: true })
+  assert.equal(resumable('succeeded').ok, false)
+})
+
+test('an --output held by a live run is refused with the holder named; the first run finishes intact', async () => {
+  const first = await fakeRun('wait-signal', { maxSteps: 40 })
+  const holder = readLock(first.dir)
+  assert.equal(holder?.runId, first.run.id)
+  assert.equal(holder?.pid, process.pid)
+  await assert.rejects(fakeRun('ok', { output: first.dir }), (err: Error & { exitCode?: number }) => {
+    assert.match(err.message, new RegExp(`--output ${first.dir} is in use by run ${first.run.id} \\(pid ${process.pid}`))
+    assert.equal(err.exitCode, 1)
+    return true
+  })
+  first.run.on('event', (e) => e.type === 'step' && e.step >= 3 && first.run.cancel('SIGTERM'))
+  const summary = await first.run.done
+  assert.equal(summary.state, 'preempted')
+  const record = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8'))
+  assert.equal(record.id, first.run.id, 'the refused run wrote nothing')
+  assert.ok(!existsSync(lockPath(first.dir)), 'the lock is released with the run')
+})
+
+test('resume of a finished run exits 1 and says so; its adapter is untouched', async () => {
+  const first = await fakeRun('wait-signal', { maxSteps: 10 })
+  first.run.on('event', (e) => e.type === 'step' && e.step === 4 && first.run.cancel('SIGTERM'))
+  await first.run.done
+  const second = await fakeRun('ok', { maxSteps: 10, resume: first.dir })
+  assert.equal((await second.run.done).state, 'succeeded')
+  const adapter = readFileSync(join(first.dir, 'adapter_config.json'))
+  const recordBefore = readFileSync(join(first.dir, 'run.json'), 'utf8')
+  await assert.rejects(fakeRun('ok', { maxSteps: 10, resume: first.dir }), (err: Error & { exitCode?: number }) => {
+    assert.match(err.message, /cannot be resumed: it already succeeded: its adapter is final and is never modified/)
+    assert.equal(err.exitCode, 1)
+    return true
+  })
+  await assert.rejects(fakeRun('ok', { output: first.dir }), /already succeeded and a finished run is never modified; choose another --output/)
+  assert.deepEqual(readFileSync(join(first.dir, 'adapter_config.json')), adapter)
+  assert.equal(readFileSync(join(first.dir, 'run.json'), 'utf8'), recordBefore)
+})
+
+test('a SIGTERM after the trainer saved and reported success records success', async () => {
+  const { run, dir } = await fakeRun('done-then-sigterm')
+  const summary = await run.done
+  assert.equal(summary.state, 'succeeded')
+  assert.equal(summary.adapterDir, dir)
+  const record = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'))
+  assert.equal(record.state, 'succeeded')
+  assert.equal(record.exit.signal, 'SIGTERM', 'the exit itself is recorded as it was')
+})
+
+test('a resume attempt that fails before its first step leaves the record it resumed unchanged', async () => {
+  const first = await fakeRun('wait-signal', { maxSteps: 10 })
+  first.run.on('event', (e) => e.type === 'step' && e.step === 3 && first.run.cancel('SIGTERM'))
+  await first.run.done
+  const before = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8'))
+  const attempt = await fakeRun('fail-to-load', { resume: first.dir })
+  assert.equal((await attempt.run.done).state, 'failed')
+  const after = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8'))
+  for (const key of ['state', 'options', 'summary', 'progress', 'checkpoints', 'updatedAt']) assert.deepEqual(after[key], before[key], key)
+  // ... so the next resume still works, with the original options.
+  const again = await fakeRun('ok', { resume: first.dir })
+  const summary = await again.run.done
+  assert.equal(summary.state, 'succeeded')
+  assert.equal(summary.steps, 10, 'the original --max-steps 10 survived the failed attempt')
+})
+
+test('a run whose supervisor died is lost, never running, and --resume continues it', async () => {
+  const first = await fakeRun('wait-signal', { maxSteps: 10 })
+  first.run.on('event', (e) => e.type === 'step' && e.step === 4 && first.run.cancel('SIGTERM'))
+  await first.run.done
+  // What a SIGKILLed supervisor leaves: run.json saying running, a lock naming a dead process.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' })
+  const deadPid = Number(dead.stdout)
+  const record = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8'))
+  writeFileSync(join(first.dir, 'run.json'), JSON.stringify({ ...record, state: 'running', summary: { ...record.summary, state: 'running' } }))
+  writeFileSync(lockPath(first.dir), JSON.stringify({ runId: first.run.id, pid: deadPid, startTicks: 1, host: hostname(), since: new Date().toISOString() }))
+  assert.equal(observedRunState(first.dir), 'lost')
+  const progress: string[] = []
+  const resumed = await fakeRun('ok', { resume: first.dir, progress })
+  assert.equal(observedRunState(first.dir), 'running', 'held by a live supervisor again')
+  assert.ok(progress.some((l) => l.includes(`run ${first.run.id} was lost: its supervisor (pid ${deadPid}) is gone`)), progress.join('\n'))
+  const summary = await resumed.run.done
+  assert.equal(summary.state, 'succeeded')
+  assert.equal(summary.steps, 10)
+  assert.equal(observedRunState(first.dir), 'succeeded')
 })

@@ -8,7 +8,7 @@ import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, T
 
 const skip = e2eSkipReason()
 
-const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'predictedPeakBytes', 'state', 'steps']
+const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'state', 'steps']
 
 test('default tune --json --max-steps 10: summary line, adapter files, both peaks', { skip }, async () => {
   const out = join(tmp(), 'run')
@@ -29,6 +29,14 @@ test('default tune --json --max-steps 10: summary line, adapter files, both peak
   const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))
   assert.equal(record.state, 'succeeded')
   assert.deepEqual(record.summary, summary)
+  // One prediction: the planner at the longest batch trained (the run.json detail, the terminal's
+  // figure), with the max_length worst case beside it and named as such.
+  assert.equal(record.prediction.atObservedSeq.peakAllocatedBytes, summary.predictedPeakBytes)
+  assert.equal(record.prediction.atObservedSeq.seq, record.progress.maxSeqLen)
+  assert.equal(record.prediction.peakAllocatedBytes, summary.predictedMaxLengthPeakBytes)
+  assert.ok((summary.predictedMaxLengthPeakBytes as number) >= (summary.predictedPeakBytes as number))
+  assert.match(r.stderr, new RegExp(`predicted \\S+ \\S+ \\(${(summary.predictedPeakBytes as number).toLocaleString('en-US')} B\\) at the longest batch run`))
+  assert.match(r.stderr, /worst case at max_length/)
 })
 
 const models: [string, string][] = [

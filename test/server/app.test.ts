@@ -203,17 +203,26 @@ test('SSE follows a live run from the middle to its end', async () => {
   assert.equal(got.at(-1)!.event, 'done')
 })
 
-test('POST /v1/runs/:id/cancel stops a local run; ended or remote runs answer 409', async () => {
+test('POST /v1/runs/:id/cancel stops a local run once; later cancels repeat the answer; never-cancelled ended or remote runs answer 409', async () => {
   const { app, handles } = makeApp()
   await app.request('/v1/runs', json({ runId: 'c-1' }))
   const res = await app.request('/v1/runs/c-1/cancel', { method: 'POST' })
   assert.equal(res.status, 202)
+  const first = await res.json()
   assert.equal(handles[0].cancelled, 'SIGINT')
+  handles[0].cancelled = undefined
   await handles[0].done
   await new Promise((r) => setImmediate(r))
   const run = (await (await app.request('/v1/runs/c-1')).json()) as { state: string }
   assert.equal(run.state, 'cancelled')
-  assert.equal((await app.request('/v1/runs/c-1/cancel', { method: 'POST' })).status, 409)
+  const again = await app.request('/v1/runs/c-1/cancel', { method: 'POST' })
+  assert.equal(again.status, 202)
+  assert.deepEqual(await again.json(), first)
+  assert.equal(handles[0].cancelled, undefined, 'no second signal')
+  await app.request('/v1/runs', json({ runId: 'c-2' }))
+  handles[1].finish({ state: 'succeeded', steps: 1, firstLoss: 1, lastLoss: 1, adapterDir: null, device: 'cpu', predictedPeakBytes: null, measuredPeakBytes: null })
+  await new Promise((r) => setImmediate(r))
+  assert.equal((await app.request('/v1/runs/c-2/cancel', { method: 'POST' })).status, 409)
   await app.request('/v1/runs/rem/events', json({ events: cannedEvents(1).slice(0, 1) }))
   const remote = await app.request('/v1/runs/rem/cancel', { method: 'POST' })
   assert.equal(remote.status, 409)

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
 import { startServer } from '../../src/server/server.ts'
 import { cannedEvents } from './helpers.ts'
+import { e2eSkipReason } from '../runtime/helpers.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = join(import.meta.dirname, '../../test-artifacts')
@@ -108,6 +109,48 @@ test('the dashboard draws the plan explorer and a live run', { skip: !existsSync
     assert.ok((await pixelsNear(page, '#loss-chart canvas', '#e64980')) > 100, 'the loss line is drawn')
     assert.match((await page.textContent('#run-state')) ?? '', /succeeded/)
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-run.png'), fullPage: true })
+    assert.deepEqual(consoleErrors, [])
+  } finally {
+    await context.close()
+    await server.close()
+    rmSync(dir, { recursive: true, force: true })
+    rmSync(userDataDir, { recursive: true, force: true })
+  }
+})
+
+test('the run view of a default run started through the API shows predicted vs measured as the terminal does', { skip: (!existsSync(CHROMIUM) && `no ${CHROMIUM}`) || e2eSkipReason(), timeout: 300_000 }, async () => {
+  mkdirSync(ARTIFACTS, { recursive: true })
+  const dir = mkdtempSync(join(tmpdir(), 'headroom-browser-'))
+  const server = await startServer({ db: join(dir, 'h.db'), port: 0, runsDir: join(dir, 'runs'), processMetrics: false })
+  const userDataDir = mkdtempSync(join(tmpdir(), 'headroom-chromium-'))
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 1000 },
+  })
+  try {
+    const res = await fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ maxSteps: 3, device: 'cpu' }) })
+    const created = (await res.json()) as { id: string }
+    assert.equal(res.status, 201, JSON.stringify(created))
+    const page = context.pages()[0] ?? (await context.newPage())
+    const consoleErrors: string[] = []
+    page.on('pageerror', (e) => consoleErrors.push(e.message))
+    await page.goto(`${server.url}/#/runs/${created.id}`)
+    await page.waitForFunction(() => document.querySelector('#run-state')?.textContent === 'succeeded', undefined, { timeout: 240_000 })
+    await page.waitForSelector('#mem-chart[data-points="3"]', { timeout: 30_000 })
+    const stat = async (key: string) => (await page.textContent(`#run-stats [data-stat="${key}"] dd`)) ?? ''
+    await page.waitForFunction(() => /x \(/.test(document.querySelector('#run-stats [data-stat="ratio"] dd')?.textContent ?? ''), undefined, { timeout: 30_000 })
+    const rendered = await stat('ratio')
+    const ratio = Number(/^(\d+\.\d\d)x/.exec(rendered)?.[1])
+    assert.ok(ratio >= 0.9 && ratio <= 1.1, `the run view says measured/predicted ${rendered}`)
+    // The figure the page renders is the terminal's: measured over the prediction at the longest batch.
+    const run = (await (await fetch(`${server.url}/v1/runs/${created.id}`)).json()) as { predictedPeakBytes: number; predictedMaxLengthPeakBytes: number; measuredPeakBytes: number }
+    assert.equal(rendered.split(' ')[0], `${(run.measuredPeakBytes / run.predictedPeakBytes).toFixed(2)}x`)
+    assert.match(await stat('max-length'), /GiB/)
+    assert.notEqual(await stat('max-length'), await stat('predicted'), 'the max_length worst case is shown beside, not instead')
+    assert.ok((await pixelsNear(page, '#mem-chart canvas', '#e8590c')) > 50, 'the predicted peak line is drawn')
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-default-run.png'), fullPage: true })
     assert.deepEqual(consoleErrors, [])
   } finally {
     await context.close()

@@ -121,3 +121,22 @@ test('rebuilding the gauges seeks each run\'s newest sample instead of scanning 
   assert.ok(plan.some((d) => /SEARCH s USING PRIMARY KEY \(run_id=\? AND step=\?\)/.test(d)), plan.join('\n'))
   assert.ok(!plan.some((d) => /^SCAN s\b/.test(d)), plan.join('\n'))
 })
+
+test('the store moves states through the lifecycle reducer: lost only from running, nothing after success', () => {
+  const store = new RunStore(openDb(':memory:'))
+  const metrics = new RunMetrics({ countRunsByState: () => store.countByState(), processMetrics: false })
+  store.createRun({ id: 'live', source: 'local' })
+  store.appendEvents('live', cannedEvents(3).slice(0, 2))
+  assert.equal(store.getRun('live')!.state, 'running')
+  assert.equal(store.markLost('live')!.state, 'lost')
+  assert.equal(store.getRun('live')!.summary, null)
+  store.createRun({ id: 'done', source: 'local' })
+  store.appendEvents('done', cannedEvents(2))
+  assert.equal(store.markLost('done')!.state, 'succeeded', 'an ended run stays as it ended')
+  assert.throws(() => store.appendEvents('done', cannedEvents(2).slice(0, 1)), /already succeeded; a finished run is never modified/)
+  assert.deepEqual(store.countByState(), { lost: 1, succeeded: 1 })
+  return metrics.scrape().then(({ body }) => {
+    assert.match(body, /^headroom_runs\{state="lost"\} 1$/m)
+    assert.match(body, /^headroom_runs\{state="running"\} 0$/m)
+  })
+})

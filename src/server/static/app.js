@@ -169,6 +169,8 @@ async function updatePlan() {
 
 const when = (ms) => new Date(ms).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' })
 const signedPercent = (r) => `${r >= 0 ? '+' : '−'}${Math.abs(r * 100).toFixed(1)}%`
+// As the terminal prints it (src/runtime/progress.ts ratio): measured over predicted, e.g. `0.97x (−3.3%)`.
+const measuredOverPredicted = (measured, predicted) => (measured && predicted ? `${(measured / predicted).toFixed(2)}x (${signedPercent(measured / predicted - 1)})` : '–')
 const bytesOr = (b) => (b == null ? '–' : gib(b, 2))
 
 function showRuns() {
@@ -246,17 +248,24 @@ function showRun(id) {
       badge.className = `badge ${run.state}`
       badge.textContent = run.state
       $('#run-meta').textContent = [run.model, run.method, run.deviceName ?? run.device, run.source === 'remote' ? 'reported remotely' : null].filter(Boolean).join(' · ')
-      if (d.predicted == null && run.predictedPeakBytes != null) d.predicted = run.predictedPeakBytes
+      // The run's one prediction (the planner at the longest batch trained), the same number
+      // the terminal, run.json and /metrics show; the max_length worst case only beside it.
+      if (run.predictedPeakBytes != null && d.predicted !== run.predictedPeakBytes) {
+        d.predicted = run.predictedPeakBytes
+        redraw()
+      }
       const stats = [
-        ['Steps', `${run.steps}${run.totalSteps ? ` / ${run.totalSteps}` : ''}`],
-        ['Last loss', run.lastLoss == null ? '–' : run.lastLoss.toFixed(4)],
-        ['Predicted peak', bytesOr(run.predictedPeakBytes)],
-        ['Measured peak', bytesOr(run.measuredPeakBytes)],
-        ['Predicted vs. measured', run.predictedPeakBytes && run.measuredPeakBytes ? signedPercent(run.predictedPeakBytes / run.measuredPeakBytes - 1) : '–'],
+        ['steps', 'Steps', `${run.steps}${run.totalSteps ? ` / ${run.totalSteps}` : ''}`],
+        ['loss', 'Last loss', run.lastLoss == null ? '–' : run.lastLoss.toFixed(4)],
+        ['predicted', 'Predicted peak (longest batch trained)', bytesOr(run.predictedPeakBytes)],
+        ['measured', 'Measured peak', bytesOr(run.measuredPeakBytes)],
+        ['ratio', 'Measured / predicted', measuredOverPredicted(run.measuredPeakBytes, run.predictedPeakBytes)],
+        ['max-length', 'Worst case at max_length', bytesOr(run.predictedMaxLengthPeakBytes)],
       ]
       $('#run-stats').replaceChildren(
-        ...stats.map(([k, v]) => {
+        ...stats.map(([key, k, v]) => {
           const div = document.createElement('div')
+          div.dataset.stat = key
           div.innerHTML = '<dt></dt><dd></dd>'
           div.children[0].textContent = k
           div.children[1].textContent = v
@@ -273,8 +282,8 @@ function showRun(id) {
   const es = new EventSource(`/v1/runs/${encodeURIComponent(id)}/events`)
   const onEvent = (msg) => {
     const e = JSON.parse(msg.data)
-    if (e.type === 'start' && e.predicted) d.predicted = e.predicted.peakAllocatedBytes
     if (e.type === 'step') {
+      if (e.predictedPeakBytes != null) d.predicted = e.predictedPeakBytes
       if (d.t0 == null) d.t0 = e.t
       d.time.push((e.t - d.t0) / 1000)
       d.alloc.push(e.memory.allocatedBytes / GIB)
