@@ -5,10 +5,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-# The dashboard's browser test drives Debian's chromium through playwright-core.
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
-  echo "headroom test: installing Debian's chromium for the browser test…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "headroom test: chromium install failed; the browser test will fail"
+# Real peers from Debian: chromium (the dashboard's browser test, through playwright-core) and
+# prometheus + promtool (a real server scraping /metrics).
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/prometheus ] || missing="$missing prometheus"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ]; then
+  echo "headroom test: installing Debian's$missing for the browser and Prometheus tests…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null) || echo "headroom test: installing$missing failed; the tests that need it will fail"
 fi
 
 mkdir -p test-artifacts
