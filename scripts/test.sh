@@ -12,7 +12,7 @@ missing=""
 [ -x /usr/bin/prometheus ] || missing="$missing prometheus"
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ]; then
   echo "headroom test: installing Debian's$missing for the browser and Prometheus tests…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null) || echo "headroom test: installing$missing failed; the tests that need it will fail"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) || echo "headroom test: installing$missing failed; the tests that need it will fail"
 fi
 
 mkdir -p test-artifacts
