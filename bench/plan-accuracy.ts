@@ -34,6 +34,8 @@ type Spec = {
   calibration?: boolean
   /** The stack's code path where it differs from Headroom's (peak.ts PlanPath). */
   path?: PlanPath
+  /** lit-gpt's own Llama (fused qkv): see litgptArch. */
+  litgpt?: boolean
 }
 type Bound = { model: string; input: Partial<PlanInput>; above: number; note: string }
 type Row = Record<string, string>
@@ -110,35 +112,35 @@ const SPECS: Record<number, Spec | Bound | string> = {
   47: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   48: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   49: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
-  50: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  51: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  52: { model: 'llama-2-7b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  53: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 2, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
+  50: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  51: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  52: { model: 'llama-2-7b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  53: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 2, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
   54: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 4, optimizer: 'adamw' }, above: 40e9, note: 'OOM on a 40 GB A100' },
-  55: { model: 'llama-2-13b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  56: { model: 'llama-2-13b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  57: { model: 'llama-2-13b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  55: { model: 'llama-2-13b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  56: { model: 'llama-2-13b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  57: { model: 'llama-2-13b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   58: 'falcon-40b is not a supported architecture',
   59: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   60: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, dtype: 'fp32', optimizer: 'adamw' }, above: 40e9, note: 'bf16-mixed keeps fp32 weights; OOM on a 40 GB A100 (read as dtype fp32)' },
-  61: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  62: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  63: { model: 'llama-2-7b', input: { ...QLORA, quant: 'fp4', ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  64: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'sgd' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9 },
-  65: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  66: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 16, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  61: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  62: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  63: { model: 'llama-2-7b', input: { ...QLORA, quant: 'fp4', ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  64: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'sgd' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9 },
+  65: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  66: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 16, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
 }
 
 function parseCsv(text: string): Row[] {
@@ -169,15 +171,33 @@ function model(name: string): ModelArch {
   return arch
 }
 
-function inputFor(spec: { model: string; input: Partial<PlanInput> }): PlanInput {
+/**
+ * lit-gpt's Llama: one fused `attn` Linear (h -> q + 2kv) instead of q_proj/k_proj/v_proj (lit_gpt/model.py
+ * CausalSelfAttention), so v is a view that keeps the whole qkv output alive, and its LoRA on "query, value" is one
+ * LoRAQKVLinear reading one input.
+ */
+function litgptArch(arch: ModelArch): ModelArch {
+  const byName = Object.fromEntries(arch.layerLinears.map((m) => [m.name, m]))
+  const q = byName.q_proj, k = byName.k_proj, v = byName.v_proj
+  if (!q || !k || !v) return arch
+  const fused = { name: 'qkv_proj', inFeatures: q.inFeatures, outFeatures: q.outFeatures + k.outFeatures + v.outFeatures, bias: q.bias }
+  return { ...arch, name: `${arch.name} (lit-gpt)`, layerLinears: [fused, ...arch.layerLinears.filter((m) => m !== q && m !== k && m !== v)] }
+}
+
+function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boolean }): PlanInput {
+  const arch = spec.litgpt ? litgptArch(model(spec.model)) : model(spec.model)
+  const targets = spec.litgpt && Array.isArray(spec.input.targets)
+    ? [...new Set(spec.input.targets.map((t) => (['q_proj', 'k_proj', 'v_proj'].includes(t) ? 'qkv_proj' : t)))]
+    : spec.input.targets
   return {
-    model: model(spec.model),
+    model: arch,
     phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16,
     targets: QV, batch: 1, seq: 512, gradientCheckpointing: false, attention: 'sdpa', optimizer: 'adamw',
     gpu: null, gpus: 1, parallelism: 'ddp', device: 'cuda',
     // None of these sources set expandable_segments; it only matters for reserved/device rows.
     expandableSegments: false,
     ...spec.input,
+    ...(targets ? { targets } : {}),
   }
 }
 
