@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 # microsoft/Phi-3-mini-128k-instruct config.json widths (the catalog's PHI3_MINI_128K, src/catalog/families/phi3.ts).
+# Its LongRoPE rope_scaling is left out: it changes the rotary frequencies, not any tensor's shape.
 PHI3_MINI_128K = dict(
     hidden_size=3072, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
     vocab_size=32064, max_position_embeddings=131072, sliding_window=262144, tie_word_embeddings=False,
