@@ -36,7 +36,7 @@ export type ActivationOptions = {
   attention: Attention
   gradientCheckpointing: boolean
   rank: number
-  /** The bitsandbytes release keeps each 4/8-bit matmul's input for backward (see QUANT_SAVES_INPUT). */
+  /** The bitsandbytes release keeps each 4-bit matmul's input for backward (see QUANT_SAVES_INPUT). */
   quantSavesInput: boolean
 }
 
@@ -59,8 +59,8 @@ export type LayerActivations = {
 }
 
 /**
- * Whether the frozen 4/8-bit Linears keep their input for backward, in the bitsandbytes Headroom pins (0.50.2): no,
- * on every device. autograd/_functions.py MatMul4Bit.forward keeps ctx.tensors = (None, B): backward needs only
+ * Whether the frozen 4-bit Linears keep their input for backward, in the bitsandbytes Headroom pins (0.50.2): no,
+ * on every device (8-bit ones do: see layerActivations). autograd/_functions.py MatMul4Bit.forward keeps ctx.tensors = (None, B): backward needs only
  * grad_output @ dequantize_4bit(B), whose dequantized weight is the transient `dequantBytes` below. Older releases
  * (the 2023 ones lit-gpt's published QLoRA rows ran) kept ctx.tensors = (A, B); a PlanPath can say so. Measured on CPU
  * at real widths (bench/qlora-cpu-measure.ts): QLoRA's saved tensors equal an fp32 LoRA's, per token, to the byte.
@@ -103,8 +103,12 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
       if (m.role !== role) continue
       // A trainable Linear keeps its input for the weight gradient (torch addmm backward).
       if (full) shared = true
-      // Older bitsandbytes MatMul4Bit/MatMul8bitLt saved their input A after x.to(compute_dtype) (see QUANT_SAVES_INPUT).
-      if (quantized && o.quantSavesInput) {
+      // bitsandbytes 0.50.2 MatMul8bitLt keeps A itself (ctx.tensors = (CAt, subA, A); CAt is None for a frozen
+      // weight): the input, no copy.
+      if (o.quant === 'int8') shared = true
+      // Older bitsandbytes MatMul4Bit kept A = x.to(compute_dtype), a copy when the stream is not the compute dtype
+      // (see QUANT_SAVES_INPUT).
+      else if (quantized && o.quantSavesInput) {
         if (S === C) shared = true
         else copies += C * d
       }

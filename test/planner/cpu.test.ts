@@ -53,3 +53,10 @@ test("one block's backward needs the gated MLP's gradient buffers, not a whole b
   assert.equal(layerActivations(shape, match, opts({ attention: 'eager' })).backwardBytesPerTokenSeq, phi3Mini.numAttentionHeads * 4)
   assert.ok(block.backwardBytesPerToken < block.bytesPerToken)
 })
+
+test('8-bit Linears keep their input (bitsandbytes 0.50.2 MatMul8bitLt saves A itself), 4-bit ones do not', () => {
+  const nf4 = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'nf4', kbitPrepared: true }))
+  const int8 = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'int8', kbitPrepared: true }))
+  // LoRA on o_proj and down_proj already keeps those inputs (fp32 stream = adapter dtype): int8 adds qkv's and gate_up's.
+  assert.equal(int8.bytesPerToken - nf4.bytesPerToken, 2 * 4 * phi3Mini.hiddenSize)
+})
