@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { archFromHfConfig, findModelSync } from '../src/catalog/index.ts'
 import type { ModelArch } from '../src/catalog/types.ts'
-import { memoryTerms } from '../src/planner/peak.ts'
+import { HEADROOM_PATH, memoryTerms, type PlanPath } from '../src/planner/peak.ts'
 import { CUDA_CONTEXT_BYTES } from '../src/planner/overhead.ts'
 import type { PlanInput } from '../src/planner/types.ts'
 import { GIB } from '../src/units.ts'
@@ -32,6 +32,10 @@ type Spec = {
   note?: string
   /** Rows whose numbers set a planner constant (docs/accuracy.md). */
   calibration?: boolean
+  /** The stack's code path where it differs from Headroom's (peak.ts PlanPath). */
+  path?: PlanPath
+  /** lit-gpt's own Llama (fused qkv): see litgptArch. */
+  litgpt?: boolean
 }
 type Bound = { model: string; input: Partial<PlanInput>; above: number; note: string }
 type Row = Record<string, string>
@@ -48,6 +52,11 @@ const LORA = { method: 'lora', quant: 'none', doubleQuant: false } as const
 const QLORA = { method: 'qlora', quant: 'nf4', doubleQuant: false } as const
 const LITGPT = { attention: 'sdpa', gradientCheckpointing: false, batch: 1, seq: 1304, rank: 8, targets: QV } as const
 const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not counted on device)'
+// lit-gpt quantizes with bitsandbytes but without peft's k-bit preparation (bf16 stream, 16-bit embeddings and head),
+// on the 2023 bitsandbytes whose MatMul4Bit kept its input (ctx.tensors = (A, B)).
+const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true }
+// torchtune's QLoRA: torchao NF4Tensor, no peft preparation; its linear_nf4 saves only the weight.
+const TORCHTUNE_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: false }
 const HUB = 'assumed 512 tokens: litgpt forces the longest sample first and Alpaca2k has samples above 512'
 const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw' } as const
 const TT_NOTE = 'assumed a 512-token batch (alpaca_cleaned truncated at max_seq_len 512); torchtune, not peft'
@@ -73,7 +82,7 @@ const SPECS: Record<number, Spec | Bound | string> = {
   17: 'measure unknown (8 GPUs FSDP, per config)',
   18: 'measure unknown (8 GPUs FSDP, per config)',
   19: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: QV }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
-  20: { model: 'llama-2-7b', input: { method: 'qlora', quant: 'nf4', doubleQuant: true, ...TT_TUTORIAL, rank: 8, targets: 'all-linear' }, measure: 'reserved', unit: 1e9, note: `${TT_NOTE}; torchao NF4 read as nf4 + double quant` },
+  20: { model: 'llama-2-7b', input: { method: 'qlora', quant: 'nf4', doubleQuant: true, ...TT_TUTORIAL, rank: 8, targets: 'all-linear' }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: `${TT_NOTE}; torchao NF4 read as nf4 + double quant` },
   21: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: ALL_AND_HEAD }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
   22: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: QV }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
   23: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: ALL_AND_HEAD }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
@@ -103,35 +112,35 @@ const SPECS: Record<number, Spec | Bound | string> = {
   47: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   48: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   49: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
-  50: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  51: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  52: { model: 'llama-2-7b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  53: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 2, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
+  50: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  51: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  52: { model: 'llama-2-7b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  53: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 2, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
   54: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 4, optimizer: 'adamw' }, above: 40e9, note: 'OOM on a 40 GB A100' },
-  55: { model: 'llama-2-13b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  56: { model: 'llama-2-13b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  57: { model: 'llama-2-13b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
+  55: { model: 'llama-2-13b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  56: { model: 'llama-2-13b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  57: { model: 'llama-2-13b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   58: 'falcon-40b is not a supported architecture',
   59: 'stablelm-base-alpha (gpt-neox) is not a supported architecture',
   60: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, dtype: 'fp32', optimizer: 'adamw' }, above: 40e9, note: 'bf16-mixed keeps fp32 weights; OOM on a 40 GB A100 (read as dtype fp32)' },
-  61: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9 },
-  62: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  63: { model: 'llama-2-7b', input: { ...QLORA, quant: 'fp4', ...LITGPT, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  64: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'sgd' }, measure: 'allocated', unit: 1e9 },
-  65: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  66: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 16, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: LITGPT_PAGED },
-  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, measure: 'allocated', unit: 1e9, note: HUB },
-  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, measure: 'allocated', unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  61: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
+  62: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  63: { model: 'llama-2-7b', input: { ...QLORA, quant: 'fp4', ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  64: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'sgd' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9 },
+  65: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  66: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 16, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
+  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
+  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
 }
 
 function parseCsv(text: string): Row[] {
@@ -162,15 +171,33 @@ function model(name: string): ModelArch {
   return arch
 }
 
-function inputFor(spec: { model: string; input: Partial<PlanInput> }): PlanInput {
+/**
+ * lit-gpt's Llama: one fused `attn` Linear (h -> q + 2kv) instead of q_proj/k_proj/v_proj (lit_gpt/model.py
+ * CausalSelfAttention), so v is a view that keeps the whole qkv output alive, and its LoRA on "query, value" is one
+ * LoRAQKVLinear reading one input.
+ */
+function litgptArch(arch: ModelArch): ModelArch {
+  const byName = Object.fromEntries(arch.layerLinears.map((m) => [m.name, m]))
+  const q = byName.q_proj, k = byName.k_proj, v = byName.v_proj
+  if (!q || !k || !v) return arch
+  const fused = { name: 'qkv_proj', inFeatures: q.inFeatures, outFeatures: q.outFeatures + k.outFeatures + v.outFeatures, bias: q.bias }
+  return { ...arch, name: `${arch.name} (lit-gpt)`, layerLinears: [fused, ...arch.layerLinears.filter((m) => m !== q && m !== k && m !== v)] }
+}
+
+function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boolean }): PlanInput {
+  const arch = spec.litgpt ? litgptArch(model(spec.model)) : model(spec.model)
+  const targets = spec.litgpt && Array.isArray(spec.input.targets)
+    ? [...new Set(spec.input.targets.map((t) => (['q_proj', 'k_proj', 'v_proj'].includes(t) ? 'qkv_proj' : t)))]
+    : spec.input.targets
   return {
-    model: model(spec.model),
+    model: arch,
     phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16,
     targets: QV, batch: 1, seq: 512, gradientCheckpointing: false, attention: 'sdpa', optimizer: 'adamw',
     gpu: null, gpus: 1, parallelism: 'ddp', device: 'cuda',
     // None of these sources set expandable_segments; it only matters for reserved/device rows.
     expandableSegments: false,
     ...spec.input,
+    ...(targets ? { targets } : {}),
   }
 }
 
@@ -196,7 +223,7 @@ rows.forEach((r, i) => {
   const name = r.model
   if (spec === undefined) return skipped.push({ row: n, model: name, reason: 'no interpretation written for this row' })
   if (typeof spec === 'string') return skipped.push({ row: n, model: name, reason: spec })
-  const t = memoryTerms(inputFor(spec))
+  const t = memoryTerms(inputFor(spec), 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH)
   if ('above' in spec) {
     return checked.push({ row: n, model: name, bound: `> ${spec.above / 1e9} GB`, predictedBytes: t.peakBytes, pass: t.peakBytes > spec.above, note: spec.note })
   }

@@ -6,7 +6,7 @@
  * the constants are re-derived per tensor because Llama-style blocks differ from GPT's 34*sbh.
  */
 import { BYTES_PER_ELEMENT, type Dtype, type Quant } from '../units.ts'
-import type { Attention, Device, Method } from './types.ts'
+import type { Attention, Method } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM } from './adapters.ts'
 import type { LinearRole, ModelShape } from './shape.ts'
 import type { TargetMatch } from './targets.ts'
@@ -17,13 +17,13 @@ const NORM_INTERNAL_BYTES = 4
 const SOFTMAX_BYTES = 4
 // sdpa / flash kernels save one fp32 logsumexp per head per token.
 const LOGSUMEXP_BYTES = 4
-// Judgement: one block's gradient buffers in backward ≈ its saved activations (docs/accuracy.md: the dev rows barely move for 0-2).
-export const BACKWARD_WORKSPACE_LAYERS = 1
-// CPU (measured, MemTracker module stats on fake tensors, torch 2.13, sdpa, fp32): one block's backward rises above its
-// saved activations by the gated MLP's gradient buffers only: 4,608 B/token on tiny Llama = 3 x intermediate 384 x 4 B
-// (grads of gate, up and act(gate) alive at once) and 6,144 B/token on tiny Phi-3 = 2 x 768 x 4 B (fused gate_up's grad),
-// vs ~22,000 B/token of one Phi-3 block's saved tensors. Units: intermediate-size tensors per token, of the stream dtype.
-export const CPU_BACKWARD_MLP_GRADS = 3
+// One block's backward rises above its saved tensors by the gated MLP's gradient buffers: grads of gate, up and act(gate),
+// alive together, in the stream dtype. Measured with MemTracker (live tensor bytes): module backward peaks 4,608 B/token
+// on tiny Llama = 3 x intermediate 384 x 4 B, 6,144 on tiny Phi-3 (fused gate_up: 2 x 768 x 4 B), and at Phi-3-mini's
+// real widths with a real bitsandbytes 4-bit block (docs/accuracy.md, "QLoRA at real widths"). Autograd allocates the
+// same buffers on every device, so CUDA uses it too (it used to take a whole block's saved tensors, a judgement).
+// Units: intermediate-size tensors per token.
+export const BACKWARD_MLP_GRADS = 3
 
 const NONE: ReadonlySet<string> = new Set()
 
@@ -36,8 +36,8 @@ export type ActivationOptions = {
   attention: Attention
   gradientCheckpointing: boolean
   rank: number
-  /** Where the step runs: decides whether 4-bit matmuls save their input (see savesQuantInput). */
-  device: Device
+  /** The bitsandbytes release keeps each 4-bit matmul's input for backward (see QUANT_SAVES_INPUT). */
+  quantSavesInput: boolean
 }
 
 /** Saved bytes of one decoder block, as coefficients of tokens (b*s) and of b*s^2. */
@@ -59,18 +59,13 @@ export type LayerActivations = {
 }
 
 /**
- * Whether the frozen 4/8-bit Linears keep their input for backward. CUDA: yes, as the bitsandbytes
- * the CUDA rows were measured with did (MatMul4Bit ctx.tensors = (A, B); the seed QLoRA rows in
- * docs/accuracy.md are calibrated with it). CPU: no. The trainer's bitsandbytes (0.50.2,
- * autograd/_functions.py MatMul4Bit.forward) keeps ctx.tensors = (None, B): backward needs only
- * grad_output @ dequantize_4bit(B), and on CPU gemm_4bit is the default backend's dequantize +
- * F.linear (backends/default/ops.py _gemm_4bit_default_impl), whose dequantized weight is the
- * transient `dequantBytes` below. Measured on CPU (bench/results/cpu-memory-accuracy.json): QLoRA's
- * MemTracker activations equal LoRA's at every shape, plus that one dequantized weight in Temp.
+ * Whether the frozen 4-bit Linears keep their input for backward, in the bitsandbytes Headroom pins (0.50.2): no,
+ * on every device (8-bit ones do: see layerActivations). autograd/_functions.py MatMul4Bit.forward keeps ctx.tensors = (None, B): backward needs only
+ * grad_output @ dequantize_4bit(B), whose dequantized weight is the transient `dequantBytes` below. Older releases
+ * (the 2023 ones lit-gpt's published QLoRA rows ran) kept ctx.tensors = (A, B); a PlanPath can say so. Measured on CPU
+ * at real widths (bench/qlora-cpu-measure.ts): QLoRA's saved tensors equal an fp32 LoRA's, per token, to the byte.
  */
-export function savesQuantInput(device: Device): boolean {
-  return device === 'cuda'
-}
+export const QUANT_SAVES_INPUT = false
 
 /** Bytes per element of the hidden states between blocks. */
 export function streamBytes(o: Pick<ActivationOptions, 'dtype' | 'kbitPrepared'>): number {
@@ -80,7 +75,7 @@ export function streamBytes(o: Pick<ActivationOptions, 'dtype' | 'kbitPrepared'>
 
 /**
  * One block's saved activations under these settings.
- * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8 })
+ * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8, quantSavesInput: false })
  */
 export function layerActivations(shape: ModelShape, match: TargetMatch, o: ActivationOptions): LayerActivations {
   const arch = shape.arch
@@ -108,8 +103,12 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
       if (m.role !== role) continue
       // A trainable Linear keeps its input for the weight gradient (torch addmm backward).
       if (full) shared = true
-      // bitsandbytes MatMul4Bit/MatMul8bitLt save their input A after x.to(compute_dtype) (CUDA, see savesQuantInput).
-      if (quantized && savesQuantInput(o.device)) {
+      // bitsandbytes 0.50.2 MatMul8bitLt keeps A itself (ctx.tensors = (CAt, subA, A); CAt is None for a frozen
+      // weight): the input, no copy.
+      if (o.quant === 'int8') shared = true
+      // Older bitsandbytes MatMul4Bit kept A = x.to(compute_dtype), a copy when the stream is not the compute dtype
+      // (see QUANT_SAVES_INPUT).
+      else if (quantized && o.quantSavesInput) {
         if (S === C) shared = true
         else copies += C * d
       }
@@ -146,17 +145,16 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
   // Gated MLP: act(gate) keeps gate, the product keeps up and act(gate) — 3 x intermediate either fused or not.
   perToken += 3 * arch.intermediateSize * S
 
-  // One block's backward: on CUDA a whole block's worth (the calibrated judgement above); on CPU the gated MLP's
-  // gradient buffers, plus eager's fp32 softmax gradient (a*s^2, same size as the saved probabilities; not measured).
-  const cpu = o.device === 'cpu'
+  // One block's backward: the gated MLP's gradient buffers, plus eager's fp32 softmax gradient (a*s^2, the size of
+  // the saved probabilities).
   return {
     bytesPerToken: perToken,
     bytesPerTokenSeq: perTokenSeq,
     checkpointBytesPerToken: h * S,
     maskBytesPerTokenSeq: mask,
     dequantBytes: quantized ? shape.largestLinearParams * C : 0,
-    backwardBytesPerToken: cpu ? CPU_BACKWARD_MLP_GRADS * arch.intermediateSize * S : BACKWARD_WORKSPACE_LAYERS * perToken,
-    backwardBytesPerTokenSeq: cpu ? (o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0) : BACKWARD_WORKSPACE_LAYERS * perTokenSeq,
+    backwardBytesPerToken: BACKWARD_MLP_GRADS * arch.intermediateSize * S,
+    backwardBytesPerTokenSeq: o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0,
   }
 }
 

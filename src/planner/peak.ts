@@ -5,7 +5,7 @@
 import { BYTES_PER_ELEMENT } from '../units.ts'
 import type { Breakdown, PlanInput } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM, loraParams } from './adapters.ts'
-import { activationTerms, layerActivations } from './activations.ts'
+import { activationTerms, layerActivations, QUANT_SAVES_INPUT } from './activations.ts'
 import { logitsBytes } from './logits.ts'
 import { optimizerTerms } from './optimizer.ts'
 import { overheadTerms } from './overhead.ts'
@@ -24,6 +24,23 @@ export type MemoryTerms = {
   moment: 'load' | 'loss' | 'block' | 'step'
 }
 
+/**
+ * The training stack's code path, where it changes memory. Headroom (and KAITO) run transformers + peft +
+ * bitsandbytes 0.50.2: peft's k-bit preparation casts embeddings, norms and lm_head to fp32 (so the hidden states
+ * become fp32), and 4-bit matmuls keep no input. Other stacks differ, and the accuracy bench plans their published
+ * rows with their own path: lit-gpt's 2023 QLoRA quantized without peft's preparation (bf16 stream) on a
+ * bitsandbytes that kept the input (ctx.tensors = (A, B)); torchtune's torchao NF4 does neither.
+ */
+export type PlanPath = {
+  /** peft prepare_model_for_kbit_training ran (fp32 casts of the unquantized parameters and the stream). */
+  kbitPrepared: boolean
+  /** The quantized matmul keeps its input for backward. */
+  quantSavesInput: boolean
+}
+
+/** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
+export const HEADROOM_PATH: PlanPath = { kbitPrepared: true, quantSavesInput: QUANT_SAVES_INPUT }
+
 /** A plan with everything but batch and sequence length fixed; `at` evaluates one (batch, seq). */
 export type PreparedPlan = {
   at(batch: number, seq: number): MemoryTerms
@@ -35,7 +52,7 @@ export type PreparedPlan = {
  * seq evaluate the full peak with a few multiplications each.
  * @example prepareTerms(input).at(4, 2048).peakBytes
  */
-export function prepareTerms(input: PlanInput): PreparedPlan {
+export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): PreparedPlan {
   const shape = modelShape(input.model)
   const arch = input.model
   const full = input.method === 'full'
@@ -48,6 +65,7 @@ export function prepareTerms(input: PlanInput): PreparedPlan {
     quant: full ? 'none' : input.quant,
     doubleQuant: input.doubleQuant,
     phase: input.phase,
+    kbitPrepared: path.kbitPrepared,
   })
   const shards = input.gpus > 1 && input.parallelism === 'fsdp' ? input.gpus : 1
   // FSDP FULL_SHARD gathers one wrapped block at a time and prefetches the next: two unsharded blocks.
@@ -86,11 +104,11 @@ export function prepareTerms(input: PlanInput): PreparedPlan {
     method: input.method,
     dtype: input.dtype,
     quant: full ? 'none' : input.quant,
-    kbitPrepared: quantized && !full,
+    kbitPrepared: quantized && !full && path.kbitPrepared,
     attention: input.attention,
     gradientCheckpointing: input.gradientCheckpointing,
     rank: input.rank,
-    device: input.device,
+    quantSavesInput: path.quantSavesInput,
   })
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
@@ -125,8 +143,8 @@ export function prepareTerms(input: PlanInput): PreparedPlan {
  * Every term of the plan at the moment of peak memory on one device.
  * @example memoryTerms(input).peakBytes
  */
-export function memoryTerms(input: PlanInput): MemoryTerms {
-  return prepareTerms(input).at(input.batch, input.seq)
+export function memoryTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): MemoryTerms {
+  return prepareTerms(input, path).at(input.batch, input.seq)
 }
 
 function finish(

@@ -16,7 +16,15 @@ export const INT8_SCALE_BYTES_PER_ROW = 4
 // peft prepare_model_for_kbit_training: "cast all non INT8 parameters to fp32" (src/peft/utils/other.py).
 export const KBIT_PREPARED_BYTES_PER_PARAM = 4
 
-export type WeightOptions = { method: Method; dtype: Dtype; quant: Quant; doubleQuant: boolean; phase: Phase }
+export type WeightOptions = {
+  method: Method
+  dtype: Dtype
+  quant: Quant
+  doubleQuant: boolean
+  phase: Phase
+  /** peft's prepare_model_for_kbit_training runs before training (its fp32 casts); true on Headroom's path. */
+  kbitPrepared?: boolean
+}
 
 export type WeightTerms = {
   /** Resident weights, bytes. */
@@ -48,7 +56,7 @@ export function weightTerms(shape: ModelShape, o: WeightOptions): WeightTerms {
   const L = arch.numLayers
   let quantizedBytes = L * shape.linearWeightParamsPerLayer * quantBytesPerParam(o.quant, o.doubleQuant, o.dtype)
   if (o.quant === 'int8') quantizedBytes += L * shape.linearOutRowsPerLayer * INT8_SCALE_BYTES_PER_ROW
-  const prepared = o.phase === 'train'
+  const prepared = o.phase === 'train' && (o.kbitPrepared ?? true)
   const unquantizedBytes = shape.unquantizedParams * (prepared ? KBIT_PREPARED_BYTES_PER_PARAM : dtypeBytes)
   // transformers moves each checkpoint tensor to the device in torch_dtype, then bitsandbytes quantizes it there.
   const loadTransientBytes = o.phase === 'load' ? shape.largestLinearParams * dtypeBytes : 0

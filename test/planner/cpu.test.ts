@@ -2,9 +2,9 @@
 // they come from are in bench/results/cpu-memory-accuracy.json and docs/accuracy.md (CPU section).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CPU_BACKWARD_MLP_GRADS, layerActivations, savesQuantInput, type ActivationOptions } from '../../src/planner/activations.ts'
+import { BACKWARD_MLP_GRADS, layerActivations, QUANT_SAVES_INPUT, type ActivationOptions } from '../../src/planner/activations.ts'
 import { optimizerTerms } from '../../src/planner/optimizer.ts'
-import { memoryTerms } from '../../src/planner/peak.ts'
+import { HEADROOM_PATH, memoryTerms } from '../../src/planner/peak.ts'
 import { modelShape } from '../../src/planner/shape.ts'
 import { matchTargets } from '../../src/planner/targets.ts'
 import { phi3Mini, seedInput } from './fixtures.ts'
@@ -26,25 +26,37 @@ test('cpu: full fine-tuning at the optimizer step is weights + gradients + 2 x A
 const shape = modelShape(phi3Mini)
 const match = matchTargets(shape, ['o_proj', 'down_proj'])
 const opts = (o: Partial<ActivationOptions>): ActivationOptions => ({
-  method: 'lora', dtype: 'fp32', quant: 'none', kbitPrepared: false, attention: 'sdpa', gradientCheckpointing: false, rank: 8, device: 'cpu', ...o,
+  method: 'lora', dtype: 'fp32', quant: 'none', kbitPrepared: false, attention: 'sdpa', gradientCheckpointing: false, rank: 8, quantSavesInput: false, ...o,
 })
 
-test('cpu: 4-bit Linears save no input, so QLoRA fp32 saves what LoRA saves (plus one dequantized weight)', () => {
-  assert.equal(savesQuantInput('cpu'), false)
-  assert.equal(savesQuantInput('cuda'), true)
+test('4-bit Linears save no input (bitsandbytes 0.50.2 on every device), so prepared QLoRA saves what an fp32 LoRA saves', () => {
+  assert.equal(QUANT_SAVES_INPUT, false)
+  assert.equal(HEADROOM_PATH.quantSavesInput, false)
   const lora = layerActivations(shape, match, opts({}))
   const qlora = layerActivations(shape, match, opts({ method: 'qlora', quant: 'nf4', kbitPrepared: true }))
   assert.equal(qlora.bytesPerToken, lora.bytesPerToken)
   assert.equal(qlora.dequantBytes, shape.largestLinearParams * 4)
-  const cudaQlora = layerActivations(shape, match, opts({ method: 'qlora', quant: 'nf4', kbitPrepared: true, device: 'cuda' }))
-  assert.ok(cudaQlora.bytesPerToken > qlora.bytesPerToken)
+  // An older bitsandbytes that kept A = x.to(compute dtype) adds a compute-dtype copy per 4-bit module (fp32 stream, bf16 compute).
+  const bf16Lora = layerActivations(shape, match, opts({ dtype: 'bf16' }))
+  const prepared = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'nf4', kbitPrepared: true }))
+  const older = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'nf4', kbitPrepared: true, quantSavesInput: true }))
+  const h = phi3Mini.hiddenSize
+  assert.equal(older.bytesPerToken - prepared.bytesPerToken, 2 * (h + h + h + phi3Mini.intermediateSize)) // qkv, o, gate_up, down inputs in bf16
+  // peft's preparation makes the stream fp32: its saved tensors are larger than a bf16 LoRA's.
+  assert.ok(prepared.bytesPerToken > 1.5 * bf16Lora.bytesPerToken)
 })
 
-test("cpu: one block's backward needs the gated MLP's gradient buffers, not a whole block", () => {
-  const cpu = layerActivations(shape, match, opts({}))
-  assert.equal(cpu.backwardBytesPerToken, CPU_BACKWARD_MLP_GRADS * phi3Mini.intermediateSize * 4)
-  assert.equal(cpu.backwardBytesPerTokenSeq, 0)
+test("one block's backward needs the gated MLP's gradient buffers, not a whole block", () => {
+  const block = layerActivations(shape, match, opts({}))
+  assert.equal(block.backwardBytesPerToken, BACKWARD_MLP_GRADS * phi3Mini.intermediateSize * 4)
+  assert.equal(block.backwardBytesPerTokenSeq, 0)
   assert.equal(layerActivations(shape, match, opts({ attention: 'eager' })).backwardBytesPerTokenSeq, phi3Mini.numAttentionHeads * 4)
-  const cuda = layerActivations(shape, match, opts({ device: 'cuda' }))
-  assert.equal(cuda.backwardBytesPerToken, cuda.bytesPerToken)
+  assert.ok(block.backwardBytesPerToken < block.bytesPerToken)
+})
+
+test('8-bit Linears keep their input (bitsandbytes 0.50.2 MatMul8bitLt saves A itself), 4-bit ones do not', () => {
+  const nf4 = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'nf4', kbitPrepared: true }))
+  const int8 = layerActivations(shape, match, opts({ dtype: 'bf16', method: 'qlora', quant: 'int8', kbitPrepared: true }))
+  // LoRA on o_proj and down_proj already keeps those inputs (fp32 stream = adapter dtype): int8 adds qkv's and gate_up's.
+  assert.equal(int8.bytesPerToken - nf4.bytesPerToken, 2 * 4 * phi3Mini.hiddenSize)
 })

@@ -193,3 +193,25 @@ test('planMemory is pure: same input, same plan; the input is not modified', () 
   assert.deepEqual(a, b)
   assert.deepEqual(input, seedInput)
 })
+
+test("QLoRA's code path: peft's k-bit preparation makes embeddings, head and the stream fp32; a stack without it does not", () => {
+  const input: PlanInput = { ...seedInput, gradientCheckpointing: false, seq: 4096 }
+  const headroom = memoryTerms(input)
+  const unprepared = memoryTerms(input, { kbitPrepared: false, quantSavesInput: false })
+  // Embedding + lm_head + norms: 4 B after peft's fp32 casts, 2 B (bf16) without them.
+  const unquantized = phi3Mini.embedParams + phi3Mini.lmHeadParams + phi3Mini.numLayers * phi3Mini.layerNormParams + phi3Mini.finalNormParams
+  assert.equal(headroom.breakdown.weights - unprepared.breakdown.weights, 2 * unquantized)
+  // Not 2x: norm internals and peft's LoRA input copies are fp32 on both paths.
+  const ratio = headroom.breakdown.activations / unprepared.breakdown.activations
+  assert.ok(ratio > 1.4 && ratio < 2, `prepared/unprepared activations ${ratio}`)
+  // An older bitsandbytes that kept each 4-bit matmul's input adds saved tensors.
+  assert.ok(memoryTerms(input, { kbitPrepared: false, quantSavesInput: true }).breakdown.activations > unprepared.breakdown.activations)
+})
+
+test('QLoRA with checkpointing at 32k tokens on Phi-3-mini: activations are twice a bf16 LoRA checkpoint (fp32 block inputs), not 5x', () => {
+  const base: PlanInput = { ...seedInput, targets: 'all-linear', seq: 32768, attention: 'sdpa', gradientCheckpointing: true }
+  const qlora = memoryTerms(base)
+  const lora = memoryTerms({ ...base, method: 'lora', quant: 'none', doubleQuant: false })
+  const ratio = qlora.breakdown.activations / lora.breakdown.activations
+  assert.ok(ratio >= 1.9 && ratio <= 2.1, `QLoRA/LoRA activations ${ratio}`)
+})
