@@ -85,7 +85,7 @@ export function toPlanInput(config: TrainingConfig | Record<string, unknown>, op
     alpha: l.lora_alpha ?? RUNTIME_DEFAULTS.alpha,
     targets: targetsOf(l.target_modules, opts),
     batch: t.per_device_train_batch_size ?? RUNTIME_DEFAULTS.batch,
-    seq: opts.seq ?? t.max_length ?? t.max_seq_length ?? RUNTIME_DEFAULTS.seq,
+    seq: opts.seq ?? t.max_length ?? RUNTIME_DEFAULTS.seq,
     // prepare_model_for_kbit_training turns checkpointing on for every quantized model.
     gradientCheckpointing: quant !== 'none' ? true : (t.gradient_checkpointing ?? RUNTIME_DEFAULTS.gradientCheckpointing),
     attention: (m.attn_implementation && ATTENTION[m.attn_implementation]) || RUNTIME_DEFAULTS.attention,
