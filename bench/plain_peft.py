@@ -3,7 +3,10 @@ the plain transformers + peft loop a user would write by hand, with no telemetry
 and no checkpoints. Prints one JSON line: {"tokensPerSecond", "steps", "tokens", "seconds"}.
 
     .venv/bin/python bench/plain_peft.py --model .headroom/assets/tiny-phi3 \
-        --data examples/data/stdlib-docs.jsonl --method qlora --steps 40 --batch 8 --max-length 1024
+        --data examples/data/stdlib-docs.jsonl --method qlora --steps 40 --batch 8 --max-length 1024 --dtype bfloat16
+
+--dtype is the compute dtype (the loaded weights and bnb_4bit_compute_dtype), which the caller
+sets to what headroom's trainer computes in, so both sides do the same arithmetic.
 
 Throughput counts the non-padding tokens of steps 2..N over the wall-clock time from the end
 of step 1 to the end of step N (step 1 warms up the allocator and kernels), batch building
@@ -20,8 +23,6 @@ import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, get_cosine_schedule_with_warmup
 
-# KAITO's DEFAULT_TARGET_MODULES for Phi-3 presets (what headroom's default config uses).
-PHI3_TARGETS = ["k_proj", "q_proj", "v_proj", "o_proj", "gate_proj", "down_proj", "up_proj"]
 
 
 def main() -> None:
@@ -36,23 +37,27 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--alpha", type=int, default=8)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    # headroom's built-in default: every linear layer but lm_head.
+    ap.add_argument("--targets", default="all-linear")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs = dict(dtype=torch.float32, device_map="cpu")
+    dtype = getattr(torch, args.dtype)
+    kwargs = dict(dtype=dtype, device_map="cpu")
     if args.method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
         )
     model = AutoModelForCausalLM.from_pretrained(args.model, **kwargs)
     model.config.use_cache = False
     if args.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if args.method != "full":
-        targets = PHI3_TARGETS if model.config.model_type == "phi3" else None
+        targets = args.targets if args.targets == "all-linear" else args.targets.split(",")
         model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=targets))
     model.train()
 

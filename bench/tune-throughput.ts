@@ -1,8 +1,13 @@
 /**
  * Throughput of `headroom tune` against a plain transformers + peft loop (bench/plain_peft.py)
  * at the same configuration: the default QLoRA fine-tune of the tiny Phi-3 on CPU (nf4 with
- * double quantization, float32 compute, r=8, alpha=8, batch 8, max_length 512, AdamW at 5e-3,
- * cosine schedule with 5 warm-up steps, no gradient checkpointing). Target: ratio >= 0.95.
+ * double quantization, r=8, alpha=8 on all linear layers, batch 8, max_length 1024, AdamW at
+ * 5e-3, cosine schedule with 5 warm-up steps, no gradient checkpointing). Target: ratio >= 0.95.
+ *
+ * Like with like: both sides compute in the same dtype. float32 always (HEADROOM_CPU_BF16=0 makes
+ * the trainer fall back from the default config's bfloat16); bfloat16 too when this CPU has
+ * native bf16 (the trainer's own probe, headroom_runtime._device). Each dtype gets its own ratio;
+ * the trainer's `start` event confirms the dtype it really computed in.
  *
  *   node --import tsx bench/tune-throughput.ts [--steps 60] [--rounds 2] [--threads 1]
  *
@@ -12,12 +17,12 @@
  * startRun the CLI uses. Runs alternate (headroom, plain, headroom, plain, …) so a busy
  * machine slows both alike. Writes bench/results/tune-throughput.json.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { StepEvent } from '../src/runtime/events.ts'
+import type { StartEvent, StepEvent } from '../src/runtime/events.ts'
 import { startRun } from '../src/runtime/supervisor.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -31,20 +36,38 @@ const THREADS = arg('--threads', 1)
 const THREAD_ENV = { OMP_NUM_THREADS: String(THREADS), MKL_NUM_THREADS: String(THREADS) }
 const MODEL = join(ROOT, '.headroom', 'assets', 'tiny-phi3')
 const DATA = join(ROOT, 'examples', 'data', 'stdlib-docs.jsonl')
+const PYTHON = join(ROOT, '.venv', 'bin', 'python')
+type Dtype = 'float32' | 'bfloat16'
 
-async function headroomTokensPerSecond(): Promise<number> {
-  const run = await startRun({ model: MODEL, data: DATA, maxSteps: STEPS, output: join(mkdtempSync(join(tmpdir(), 'headroom-tp-')), 'run'), device: 'cpu', env: THREAD_ENV }, { forwardSignals: false })
+/** The trainer's own capability probe, so the bench decides as the trainer does. */
+function cpuHasNativeBf16(): boolean {
+  const out = execFileSync(PYTHON, ['-c', 'from headroom_runtime._device import cpu_has_native_bf16; print(int(cpu_has_native_bf16()))'], {
+    env: { ...process.env, PYTHONPATH: join(ROOT, 'python') },
+    encoding: 'utf8',
+  })
+  return out.trim() === '1'
+}
+
+async function headroomTokensPerSecond(dtype: Dtype): Promise<number> {
+  // The default config asks for bfloat16; the override picks the path to measure.
+  const env = { ...THREAD_ENV, HEADROOM_CPU_BF16: dtype === 'bfloat16' ? '1' : '0' }
+  const run = await startRun({ model: MODEL, data: DATA, maxSteps: STEPS, output: join(mkdtempSync(join(tmpdir(), 'headroom-tp-')), 'run'), device: 'cpu', env }, { forwardSignals: false })
   const steps: StepEvent[] = []
-  run.on('event', (e) => e.type === 'step' && steps.push(e))
+  let start: StartEvent | undefined
+  run.on('event', (e) => {
+    if (e.type === 'step') steps.push(e)
+    if (e.type === 'start') start = e
+  })
   const summary = await run.done
   if (summary.state !== 'succeeded' || steps.length < 2) throw new Error(`headroom tune ended ${summary.state} after ${steps.length} steps`)
+  if (start?.computeDtype !== dtype) throw new Error(`headroom tune computed in ${start?.computeDtype}, not ${dtype}: the comparison would not be like with like`)
   const tokens = steps.slice(1).reduce((n, s) => n + s.tokens, 0)
   return tokens / ((steps[steps.length - 1].t - steps[0].t) / 1000)
 }
 
-function plainTokensPerSecond(): Promise<number> {
+function plainTokensPerSecond(dtype: Dtype): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(ROOT, '.venv', 'bin', 'python'), [join(ROOT, 'bench', 'plain_peft.py'), '--model', MODEL, '--data', DATA, '--steps', String(STEPS), '--batch', '8', '--max-length', '512', '--method', 'qlora'], {
+    const child = spawn(PYTHON, [join(ROOT, 'bench', 'plain_peft.py'), '--model', MODEL, '--data', DATA, '--steps', String(STEPS), '--batch', '8', '--max-length', '1024', '--method', 'qlora', '--dtype', dtype], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...THREAD_ENV },
     })
@@ -59,19 +82,27 @@ function plainTokensPerSecond(): Promise<number> {
   })
 }
 
-const rounds: { headroom: number; plain: number }[] = []
-for (let i = 0; i < ROUNDS; i++) {
-  const headroom = await headroomTokensPerSecond()
-  const plain = await plainTokensPerSecond()
-  rounds.push({ headroom, plain })
-  process.stdout.write(`round ${i + 1}: headroom tune ${headroom.toFixed(0)} tok/s, plain transformers+peft ${plain.toFixed(0)} tok/s, ratio ${(headroom / plain).toFixed(3)}\n`)
-}
+const dtypes: Dtype[] = cpuHasNativeBf16() ? ['float32', 'bfloat16'] : ['float32']
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-const headroom = mean(rounds.map((r) => r.headroom))
-const plain = mean(rounds.map((r) => r.plain))
-const ratio = headroom / plain
-process.stdout.write(`\n${'side'.padEnd(28)} ${'tokens/s'.padStart(10)}\n${'headroom tune'.padEnd(28)} ${headroom.toFixed(0).padStart(10)}\n${'plain transformers + peft'.padEnd(28)} ${plain.toFixed(0).padStart(10)}\nratio ${ratio.toFixed(3)} (target >= 0.95): ${ratio >= 0.95 ? 'met' : 'NOT met'}\n`)
+const results: Record<string, { rounds: { headroom: number; plain: number }[]; headroomTokensPerSecond: number; plainTokensPerSecond: number; ratio: number }> = {}
+for (const dtype of dtypes) {
+  const rounds: { headroom: number; plain: number }[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const headroom = await headroomTokensPerSecond(dtype)
+    const plain = await plainTokensPerSecond(dtype)
+    rounds.push({ headroom, plain })
+    process.stdout.write(`${dtype} round ${i + 1}: headroom tune ${headroom.toFixed(0)} tok/s, plain transformers+peft ${plain.toFixed(0)} tok/s, ratio ${(headroom / plain).toFixed(3)}\n`)
+  }
+  const headroom = mean(rounds.map((r) => r.headroom))
+  const plain = mean(rounds.map((r) => r.plain))
+  results[dtype] = { rounds, headroomTokensPerSecond: headroom, plainTokensPerSecond: plain, ratio: headroom / plain }
+}
+process.stdout.write(`\n${'compute dtype'.padEnd(14)} ${'headroom tok/s'.padStart(15)} ${'plain tok/s'.padStart(12)} ${'ratio'.padStart(7)}\n`)
+for (const [dtype, r] of Object.entries(results)) {
+  process.stdout.write(`${dtype.padEnd(14)} ${r.headroomTokensPerSecond.toFixed(0).padStart(15)} ${r.plainTokensPerSecond.toFixed(0).padStart(12)} ${r.ratio.toFixed(3).padStart(7)}  (target >= 0.95: ${r.ratio >= 0.95 ? 'met' : 'NOT met'})\n`)
+}
+if (dtypes.length === 1) process.stdout.write('bfloat16: not measured, this CPU has no native bf16 (avx512_bf16/amx_bf16)\n')
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
 const out = join(ROOT, 'bench', 'results', 'tune-throughput.json')
-writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model }, steps: STEPS, threads: THREADS, config: 'default QLoRA, tiny-phi3, batch 8, max_length 512, CPU float32', rounds, headroomTokensPerSecond: headroom, plainTokensPerSecond: plain, ratio, target: 0.95 }, null, 2)}\n`)
+writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, nativeBf16: dtypes.includes('bfloat16') }, steps: STEPS, threads: THREADS, config: 'default QLoRA, tiny-phi3, all-linear, batch 8, max_length 1024, CPU; both sides at the same compute dtype', byComputeDtype: results, target: 0.95 }, null, 2)}\n`)
 process.stdout.write(`wrote ${out}\n`)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from . import assets
+from ._device import CPU_BF16_ENV, cpu_has_native_bf16
 from .events import InputError, log
 
 EMBEDDED = {"default": "tiny-phi3", "tiny-phi3": "tiny-phi3", "tiny-llama": "tiny-llama"}
@@ -48,18 +49,11 @@ def compute_dtype(requested, device: str, what: str):
         raise InputError("config", f"{what}: unknown dtype {requested!r}; use float32, bfloat16 or float16", what)
     if name in (None, "auto"):
         return torch.float32
-    if device == "cpu" and name != "float32" and not _cpu_has_native_bf16():
-        log(f"{what}={name}: this CPU has no native {name} matmul (it would be emulated and slow); computing in float32")
+    if device == "cpu" and name != "float32" and not cpu_has_native_bf16():
+        log(f"{what}={name}: this CPU has no native {name} matmul (it would be emulated and slow); computing in float32"
+            f" (set {CPU_BF16_ENV}=1 to compute in {name} anyway)")
         return torch.float32
     return getattr(torch, name)
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def load_tokenizer(ref: str, model_cfg: dict, key: str):
@@ -162,6 +156,13 @@ def attach_lora(model, lora: dict):
         raise InputError("config", f"LoraConfig: {exc}", "LoraConfig.target_modules") from None
     matched = sorted({name.split(".")[-2] for name, _ in model.named_modules() if name.endswith(".lora_A")})
     log(f"LoRA r={config.r} alpha={config.lora_alpha} on {', '.join(matched)} (target_modules={fields['target_modules']})")
+    if isinstance(fields["target_modules"], (list, tuple)):
+        # peft trains the names that match and is silent about the rest (KAITO's Phi-3 list on HF Phi-3).
+        adapted = [name for name, _ in model.named_modules() if name.endswith(".lora_A")]
+        unmatched = [t for t in fields["target_modules"] if not any(n.endswith(f".{t}.lora_A") for n in adapted)]
+        if unmatched:
+            log(f"warning target_unmatched: target_modules {', '.join(unmatched)} match no module of this model; "
+                f"only {', '.join(matched)} train. Name the model's modules or use \"all-linear\"")
     return model
 
 

@@ -6,7 +6,9 @@ an unknown section or key is an error; the message names `Section.key` and the c
 known key. Defaults are the ones KAITO's runtime gets: transformers' TrainingArguments with
 TRL SFTConfig's overrides, PEFT's LoraConfig, BitsAndBytesConfig, KAITO's DatasetConfig.
 
-    python -m headroom_runtime.config fields    # JSON: accepted keys per section (for the TS checker)
+    python -m headroom_runtime.config fields    # JSON: accepted keys per section, renamed and removed keys
+                                                # (src/config/trainer-fields.json, for `headroom check`)
+    python -m headroom_runtime.config check PATH  # JSON: {ok, path, message} as the trainer's loader decides
 """
 from __future__ import annotations
 
@@ -50,6 +52,30 @@ SFT_FIELDS = {
 }
 # SFTConfig changes these TrainingArguments defaults (trl/trainer/sft_config.py).
 SFT_OVERRIDES = {"learning_rate": 2e-5, "logging_steps": 10, "gradient_checkpointing": True, "bf16": None}
+
+# Names from older libraries (or other tools) that the installed ones refuse, with the current
+# name and why: an error that names the fix, here and in `headroom check` (which reads this
+# table through src/config/trainer-fields.json).
+RENAMED = {
+    "TrainingArguments.max_seq_length": ("max_length", "TRL renamed it; KAITO's trl>=1.0 rejects max_seq_length"),
+    "TrainingArguments.evaluation_strategy": ("eval_strategy", "removed in transformers 5"),
+    "TrainingArguments.no_cuda": ("use_cpu", "removed in transformers 5"),
+    "TrainingArguments.group_by_length": ("train_sampling_strategy: group_by_length", "removed in transformers 5"),
+    "TrainingArguments.batch_size": ("per_device_train_batch_size", "TrainingArguments has no batch_size"),
+    "TrainingArguments.per_gpu_train_batch_size": ("per_device_train_batch_size", "removed in transformers 5"),
+    "TrainingArguments.lr": ("learning_rate", "TrainingArguments has no lr"),
+    "TrainingArguments.epochs": ("num_train_epochs", "TrainingArguments has no epochs"),
+    "ModelConfig.dtype": ("torch_dtype", "KAITO's ModelConfig names it torch_dtype"),
+    "LoraConfig.rank": ("r", "peft names the rank r"),
+    "LoraConfig.alpha": ("lora_alpha", "peft names it lora_alpha"),
+    "LoraConfig.dropout": ("lora_dropout", "peft names it lora_dropout"),
+}
+# Keys the installed libraries no longer take and that have no new name: what to do instead.
+REMOVED = {
+    "TrainingArguments.logging_dir": "removed in transformers 5: delete it and set the TENSORBOARD_LOGGING_DIR environment variable",
+    "DataCollator.tokenizer": "the trainer passes the model's own tokenizer to the collator: delete it",
+    "DataCollator.tf_experimental_compile": "removed in transformers 5 with TensorFlow support: delete it",
+}
 
 # The TrainingArguments keys this runtime acts on; others are accepted (KAITO accepts them)
 # and reported once as having no effect here.
@@ -184,7 +210,7 @@ def resolve(given: dict, source: str = "inline") -> TuningConfig:
         section = dict(defaults[name])
         for key, value in clean.get(name, {}).items():
             if key not in section:
-                problems.append(InputError("config", f"{name}.{key} is not a known key{_did_you_mean(key, section)}", f"{name}.{key}"))
+                problems.append(InputError("config", _unknown_key_message(name, key, section), f"{name}.{key}"))
                 continue
             try:
                 section[key] = _coerce(value, defaults[name][key])
@@ -223,6 +249,37 @@ def _coerce(value, default):
     return value
 
 
+def _unknown_key_message(section: str, key: str, known) -> str:
+    path = f"{section}.{key}"
+    if path in RENAMED:
+        to, why = RENAMED[path]
+        return f"{path} is not a known key: {why}: rename it to {to}"
+    if path in REMOVED:
+        return f"{path} is not a known key: {REMOVED[path]}"
+    return f"{path} is not a known key{_did_you_mean(key, known)}"
+
+
+def accepted_fields() -> dict:
+    """What `headroom check` must accept: every key per section, the libraries they come from,
+    and the renamed and removed keys with their fixes (src/config/trainer-fields.json)."""
+    import importlib.metadata as metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "generatedBy": "node --import tsx scripts/gen-trainer-fields.ts (python -m headroom_runtime.config fields)",
+        # TRL is not installed in this runtime: SFTConfig's fields are SFT_FIELDS above.
+        "libraries": {name: version(name) for name in ("transformers", "peft", "bitsandbytes", "trl")},
+        "sections": {name: sorted(values) for name, values in section_defaults().items()},
+        "renamed": {path: {"to": to, "why": why} for path, (to, why) in sorted(RENAMED.items())},
+        "removed": dict(sorted(REMOVED.items())),
+    }
+
+
 def _did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
@@ -230,7 +287,7 @@ def _did_you_mean(word: str, choices) -> str:
 
 def main(argv: list[str]) -> int:
     if argv == ["fields"]:
-        print(json.dumps({name: sorted(values) for name, values in section_defaults().items()}, indent=1))
+        print(json.dumps(accepted_fields(), indent=1))
         return 0
     if len(argv) == 2 and argv[0] == "check":
         try:

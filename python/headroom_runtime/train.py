@@ -176,6 +176,9 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     # 4. Model: dtype, optional 4/8-bit quantization, k-bit preparation, LoRA or full.
     quantization = _model.bnb_config(cfg.quant, bits, device) if bits else None
     model = _model.load_model(model_ref, model_key, cfg.model, device, quantization)
+    # What the matmuls run in, decided by the device's capability (_device.py): 4-bit layers
+    # dequantize to bnb_4bit_compute_dtype; everything else computes in the loaded dtype.
+    compute_dtype = quantization.bnb_4bit_compute_dtype if bits == 4 else model.dtype
     if method == "qlora":
         model = _model.prepare_for_kbit(model, train)
     elif train.get("gradient_checkpointing"):
@@ -212,7 +215,7 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     quant_tensors = quantization_state_tensors(model)
     autocast = _autocast(device, train)
     emit("start", device=device, deviceName=_device_name(device), model={"name": model_ref, "params": total_params},
-         method=method, totalSteps=total_steps, examples=len(train_examples), trainableParams=trainable_params,
+         method=method, computeDtype=str(compute_dtype).removeprefix("torch."), totalSteps=total_steps, examples=len(train_examples), trainableParams=trainable_params,
          config=cfg.summary(), resumedFromStep=step if args.resume_from else None,
          predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None)
 

@@ -24,6 +24,8 @@ ENV = {
 }
 ENV.pop("YAML_FILE_PATH", None)
 ENV.pop("DEFAULT_TARGET_MODULES", None)
+# ENV keeps HEADROOM_CPU_BF16 when the caller set it: tests compute their expectation from the
+# same probe (headroom_runtime._device) the trainer uses, and override it only where they say so.
 
 # A fast configuration for tests: short sequences, 4 rows a batch, no checkpoints unless asked.
 TEST_CONFIG = {
@@ -103,3 +105,11 @@ def models() -> dict[str, Path]:
     from headroom_runtime import assets
 
     return {name: assets.ensure(name) for name in ("tiny-phi3", "tiny-llama")}
+
+
+def adapted_leaves(adapter_dir: Path) -> set[str]:
+    """The module names that the saved adapter holds LoRA weights for (e.g. {"qkv_proj", "o_proj"})."""
+    from safetensors.torch import load_file
+
+    keys = load_file(str(adapter_dir / "adapter_model.safetensors")).keys()
+    return {k.split(".lora_A")[0].rsplit(".", 1)[-1] for k in keys if ".lora_A" in k}

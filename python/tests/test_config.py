@@ -45,6 +45,9 @@ def test_yaml_file_path_is_honoured(tmp_path, monkeypatch):
     ({"QuantizationConfig": {"load_in_4bit": True, "load_in_8bit": True}}, "QuantizationConfig.load_in_4bit", "choose one"),
     ({"DatasetConfig": {"train_test_split": 0}}, "DatasetConfig.train_test_split", "(0, 1]"),
     ({"TrainingArguments": {"max_steps": "many"}}, "TrainingArguments.max_steps", "cannot use 'many'"),
+    ({"TrainingArguments": {"max_seq_length": 2048}}, "TrainingArguments.max_seq_length", "rename it to max_length"),
+    ({"TrainingArguments": {"logging_dir": "tb"}}, "TrainingArguments.logging_dir", "TENSORBOARD_LOGGING_DIR"),
+    ({"DataCollator": {"tokenizer": "x"}}, "DataCollator.tokenizer", "the trainer passes the model's own tokenizer"),
 ])
 def test_invalid_configs_name_the_key(given, path, words):
     with pytest.raises(InputError) as err:
@@ -59,3 +62,8 @@ def test_kaito_example_configmap_parses():
         pytest.skip("shared KAITO data not present")
     cfg = load_config(KAITO_EXAMPLE)
     assert cfg.lora["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"] and cfg.quant_bits() == 4
+
+
+def test_lora_keys_of_the_installed_peft_are_accepted():
+    cfg = resolve({"LoraConfig": {"target_modules": "all-linear", "exclude_modules": ["o_proj"]}})
+    assert cfg.lora["exclude_modules"] == ["o_proj"]

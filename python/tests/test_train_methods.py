@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from conftest import check_schema, run_trainer, write_config
+from conftest import ENV, adapted_leaves, check_schema, run_trainer, write_config
+from headroom_runtime._device import cpu_has_native_bf16
 
 NF4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": "float32", "bnb_4bit_use_double_quant": True}
 
@@ -90,7 +91,10 @@ def test_default_run(models, tmp_path):
     result = run_trainer("--output", str(out), "--predicted-peak-bytes", "123456789", timeout=400)
     start = result.of("start")
     assert start and start[0]["method"] == "qlora" and start[0]["predicted"] == {"peakAllocatedBytes": 123456789}
-    assert "computing in float32" in result.stderr  # bf16 config on a CPU without native bf16
+    # The default config asks for bf16: native where this CPU (or HEADROOM_CPU_BF16) says so, else float32.
+    expected = "bfloat16" if cpu_has_native_bf16(ENV) else "float32"
+    assert start[0]["computeDtype"] == expected
+    assert ("computing in float32" in result.stderr) == (expected == "float32")
     total = start[0]["totalSteps"]
     assert 60 <= total <= 100
     steps, summary, record = _assert_succeeded(result, out, total)
@@ -98,8 +102,10 @@ def test_default_run(models, tmp_path):
     assert summary["predictedMaxLengthPeakBytes"] == 123456789 and summary["measuredPeakBytes"] > 0
     assert "predictedPeakBytes" not in summary  # the run's prediction is the supervisor's
     adapter = json.loads((out / "adapter_config.json").read_text())
-    # KAITO's phi-3 default targets: on HF Phi-3 only o_proj and down_proj exist among them.
-    assert sorted(adapter["target_modules"]) == sorted(["k_proj", "q_proj", "v_proj", "o_proj", "gate_proj", "down_proj", "up_proj"])
+    # The built-in default trains every linear layer by Phi-3's real (fused) names; lm_head stays frozen.
+    assert {t.rsplit(".", 1)[-1] for t in adapter["target_modules"]} == {"down_proj", "gate_up_proj", "o_proj", "qkv_proj"}
+    assert adapted_leaves(out) == {"down_proj", "gate_up_proj", "o_proj", "qkv_proj"}
+    assert "target_unmatched" not in result.stderr
     _assert_adapter_loads(models["tiny-phi3"], out)
 
 

@@ -11,6 +11,7 @@ export {
   TORCH_DTYPES,
   HEADROOM_ONLY_FIELDS,
   RENAMED_FIELDS,
+  REMOVED_FIELDS,
   DEPRECATED_FIELDS,
 } from './schema.ts'
 export type {

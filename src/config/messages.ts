@@ -52,6 +52,7 @@ export const messages = {
   unknownKey: (section: string, suggestion?: string) =>
     `is not a ${section} field (KAITO's argument parser rejects unknown keys)${suggestion ? `: ${didYouMean(suggestion)}` : ': delete it or check the spelling against docs/kaito-compat.md'}`,
   renamedKey: (to: string, why: string) => `${why}: rename it to ${to}`,
+  removedKey: (what: string) => `is not accepted by the trainer: ${what}`,
   headroomOnly: (why: string) =>
     `is read by Headroom's runtime only; ${why} and its argument parser would reject it: delete it when the config goes to a KAITO cluster`,
   deprecated: (what: string) => `is ${what}`,

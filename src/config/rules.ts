@@ -13,6 +13,7 @@ import { describe, messages } from './messages.ts'
 import {
   DEPRECATED_FIELDS,
   HEADROOM_ONLY_FIELDS,
+  REMOVED_FIELDS,
   RENAMED_FIELDS,
   SECTION_NAMES,
   SECTION_SCHEMAS,
@@ -196,6 +197,8 @@ function fromZod(name: SectionName, s: Section, issue: z.core.$ZodIssue): Issue[
         const keyPath = joinPath(name, [...issue.path, key])
         const renamed = RENAMED_FIELDS[keyPath]
         if (renamed) return err('renamed_key', keyPath, messages.renamedKey(renamed.to, renamed.why))
+        const removed = REMOVED_FIELDS[keyPath]
+        if (removed) return err('removed_key', keyPath, messages.removedKey(removed))
         const candidates = issue.path.length ? [] : sectionFields(name)
         return err('unknown_key', keyPath, messages.unknownKey(name, closest(key, candidates)))
       })
@@ -232,7 +235,7 @@ function fromZod(name: SectionName, s: Section, issue: z.core.$ZodIssue): Issue[
 
 // ---------------------------------------------------------------- compatibility
 
-/** Renamed, deprecated, Headroom-only and nested-map fields, by target. */
+/** Deprecated, Headroom-only and nested-map fields, by target (renamed and removed keys are schema errors). */
 export const compatibility: Rule = (ctx) => {
   const out: Issue[] = []
   for (const name of SECTION_NAMES) {
@@ -242,11 +245,6 @@ export const compatibility: Rule = (ctx) => {
       const path = `${name}.${key}`
       if (HEADROOM_ONLY_FIELDS[path] && ctx.target === 'cluster') {
         out.push(err('kaito_unsupported_field', path, messages.headroomOnly(HEADROOM_ONLY_FIELDS[path])))
-      }
-      // Renamed fields the schema still accepts (max_seq_length): readable locally, fatal on KAITO.
-      if (RENAMED_FIELDS[path] && key in SECTION_SCHEMAS[name].shape) {
-        const r = RENAMED_FIELDS[path]
-        out.push({ ...(ctx.target === 'cluster' ? err : warn)('renamed_key', path, messages.renamedKey(r.to, r.why)) })
       }
       if (DEPRECATED_FIELDS[path]) out.push(warn('deprecated_field', path, messages.deprecated(DEPRECATED_FIELDS[path])))
       if (

@@ -5,12 +5,19 @@
  * `TrainingArguments` + TRL 1.x `SFTConfig`, peft 0.11.1 `LoraConfig` and transformers
  * `BitsAndBytesConfig` / `DataCollatorForLanguageModeling` (docs/kaito-compat.md).
  *
+ * Which keys a section accepts is not decided here: it is the list the Python trainer accepts,
+ * read from the installed libraries into trainer-fields.json (trainer-fields.ts). The shapes
+ * below type the keys Headroom checks (memory knobs and the common fields); every other key
+ * the trainer accepts is let through unchecked, and a typed key the trainer refuses fails
+ * test/config/trainer-contract.test.ts.
+ *
  * Objects are strict because KAITO's HfArgumentParser raises on any unknown key. Parsing never
  * fills defaults in (rules must see what the user wrote); `meta({default})` records what the
  * runtime uses when a key is absent, so editors can show it, and RUNTIME_DEFAULTS repeats the
  * memory knobs for the planner.
  */
 import { z } from 'zod'
+import { TRAINER_FIELDS } from './trainer-fields.ts'
 
 /** Strings `getattr(torch, name)` resolves to a floating dtype (KAITO's ModelConfig.__post_init__). */
 export const TORCH_DTYPES = ['float32', 'float', 'float16', 'half', 'bfloat16', 'float64', 'double'] as const
@@ -28,7 +35,21 @@ const opt = <T extends z.ZodType>(t: T, description?: string, dflt?: unknown) =>
   return (Object.keys(meta).length ? t.meta(meta) : t).optional()
 }
 
-export const modelConfigSchema = z.strictObject({
+/**
+ * A section's schema: every key the trainer accepts (trainer-fields.json), typed where `typed`
+ * says how, and nothing else. The static type lists the typed keys; the rest are `unknown`.
+ */
+function trainerSection<S extends z.ZodRawShape>(name: string, typed: S): z.ZodObject<S, z.core.$strict> {
+  const accepted = TRAINER_FIELDS.sections[name]
+  if (!accepted) throw new Error(`trainer-fields.json has no section ${name}: rerun scripts/gen-trainer-fields.ts`)
+  const untyped: Record<string, z.ZodType> = {}
+  for (const key of accepted) {
+    if (!(key in typed)) untyped[key] = z.unknown().meta({ description: `Accepted by the trainer (${name} of the installed libraries); Headroom does not check its value.` }).optional()
+  }
+  return z.strictObject({ ...typed, ...untyped }) as unknown as z.ZodObject<S, z.core.$strict>
+}
+
+export const modelConfigSchema = trainerSection('ModelConfig', {
   pretrained_model_name_or_path: opt(str(), 'Model directory or hub id; KAITO mounts the preset at /workspace/tfs/weights.', '/workspace/tfs/weights'),
   state_dict: opt(dict()),
   cache_dir: opt(str()),
@@ -49,7 +70,7 @@ export const modelConfigSchema = z.strictObject({
   ),
 })
 
-export const quantizationConfigSchema = z.strictObject({
+export const quantizationConfigSchema = trainerSection('QuantizationConfig', {
   quant_method: opt(z.literal('bitsandbytes'), undefined, 'bitsandbytes'),
   load_in_8bit: opt(bool(), 'Memory knob: LLM.int8 weights (about 1 byte per parameter).', false),
   load_in_4bit: opt(bool(), 'Memory knob: 4-bit weights (QLoRA, about 0.5 byte per parameter).', false),
@@ -65,12 +86,13 @@ export const quantizationConfigSchema = z.strictObject({
 
 const LORA_TASK_TYPES = ['CAUSAL_LM', 'SEQ_CLS', 'SEQ_2_SEQ_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'] as const
 
-export const loraConfigSchema = z.strictObject({
+export const loraConfigSchema = trainerSection('LoraConfig', {
   r: opt(int().positive(), 'Memory knob: adapter rank; adapter size grows linearly with it.', 8),
   target_modules: opt(
     z.union([z.array(z.string()).min(1), z.string()]),
     'Memory knob: leaf module names (e.g. qkv_proj), a regex, or "all-linear".',
   ),
+  exclude_modules: opt(z.union([strList(), str()]), 'Module names or a regex that target_modules must not match.'),
   lora_alpha: opt(num().positive(), undefined, 8),
   lora_dropout: opt(num().min(0).lt(1), 'Memory knob (small): a dropout mask per adapted input when > 0.', 0.0),
   fan_in_fan_out: opt(bool(), undefined, false),
@@ -98,7 +120,7 @@ export const loraConfigSchema = z.strictObject({
 const INTERVALS = ['no', 'steps', 'epoch'] as const
 const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical', 'passive'] as const
 
-export const trainingArgumentsSchema = z.strictObject({
+export const trainingArgumentsSchema = trainerSection('TrainingArguments', {
   output_dir: opt(str(), 'Where the adapter is written; KAITO mounts the results volume here (under /mnt).', 'trainer_output'),
   per_device_train_batch_size: opt(int().min(1), 'Memory knob: micro-batch per GPU; activations and logits grow linearly with it.', 8),
   num_train_epochs: opt(num().positive(), undefined, 3),
@@ -206,7 +228,6 @@ export const trainingArgumentsSchema = z.strictObject({
   do_predict: opt(bool(), undefined, false),
   resume_from_checkpoint: opt(str()),
   warmup_ratio: opt(num().min(0).max(1)),
-  logging_dir: opt(str()),
   local_rank: opt(int(), undefined, -1),
   // TRL SFTConfig fields
   model_init_kwargs: opt(z.union([dict(), str()])),
@@ -228,11 +249,9 @@ export const trainingArgumentsSchema = z.strictObject({
   loss_type: opt(z.enum(['nll', 'dft', 'chunked_nll']), 'Memory knob: chunked_nll (the default) avoids materialising all logits at once.', 'chunked_nll'),
   activation_offloading: opt(bool(), undefined, false),
   pad_token: opt(str()),
-  // Accepted for older TRL; KAITO's trl>=1.0 rejects it (see RENAMED_FIELDS).
-  max_seq_length: opt(int().min(1), 'Old TRL name of max_length.'),
 })
 
-export const datasetConfigSchema = z.strictObject({
+export const datasetConfigSchema = trainerSection('DatasetConfig', {
   dataset_path: opt(str(), 'Dataset file under /mnt (KAITO joins it under /mnt).'),
   dataset_extension: opt(str()),
   shuffle_dataset: opt(bool(), undefined, true),
@@ -243,14 +262,12 @@ export const datasetConfigSchema = z.strictObject({
   train_test_split: opt(num().gt(0).max(1), 'Fraction used for training; 1 = all data (the templates set 1).', 0.8),
 })
 
-export const dataCollatorSchema = z.strictObject({
-  tokenizer: opt(z.union([str(), z.null()])),
+export const dataCollatorSchema = trainerSection('DataCollator', {
   mlm: opt(bool(), 'Forced to false by KAITO for tokenizers without a mask token (every causal LM).', true),
   mlm_probability: opt(num().gt(0).lt(1), undefined, 0.15),
   mask_replace_prob: opt(num().min(0).max(1), undefined, 0.8),
   random_replace_prob: opt(num().min(0).max(1), undefined, 0.1),
   pad_to_multiple_of: opt(int().min(1)),
-  tf_experimental_compile: opt(bool(), undefined, false),
   return_tensors: opt(z.enum(['pt', 'tf', 'np']), undefined, 'pt'),
   seed: opt(int().min(0)),
   whole_word_mask: opt(bool(), undefined, false),
@@ -302,26 +319,18 @@ export const HEADROOM_ONLY_FIELDS: Record<string, string> = {
   'ModelConfig.attn_implementation': 'KAITO v0.12.0 has no ModelConfig.attn_implementation',
 }
 
-/** Names from older libraries, with the name the current stack uses. */
-export const RENAMED_FIELDS: Record<string, { to: string; why: string }> = {
-  'TrainingArguments.max_seq_length': { to: 'max_length', why: 'TRL renamed it; KAITO\'s trl>=1.0 rejects max_seq_length' },
-  'TrainingArguments.evaluation_strategy': { to: 'eval_strategy', why: 'removed in transformers 5' },
-  'TrainingArguments.no_cuda': { to: 'use_cpu', why: 'removed in transformers 5' },
-  'TrainingArguments.group_by_length': { to: 'train_sampling_strategy: group_by_length', why: 'removed in transformers 5' },
-  'TrainingArguments.batch_size': { to: 'per_device_train_batch_size', why: 'TrainingArguments has no batch_size' },
-  'TrainingArguments.per_gpu_train_batch_size': { to: 'per_device_train_batch_size', why: 'removed in transformers 5' },
-  'TrainingArguments.lr': { to: 'learning_rate', why: 'TrainingArguments has no lr' },
-  'TrainingArguments.epochs': { to: 'num_train_epochs', why: 'TrainingArguments has no epochs' },
-  'ModelConfig.dtype': { to: 'torch_dtype', why: 'KAITO\'s ModelConfig names it torch_dtype' },
-  'LoraConfig.rank': { to: 'r', why: 'peft names the rank r' },
-  'LoraConfig.alpha': { to: 'lora_alpha', why: 'peft names it lora_alpha' },
-  'LoraConfig.dropout': { to: 'lora_dropout', why: 'peft names it lora_dropout' },
-}
+/**
+ * Names from older libraries, with the name the current stack uses: the trainer refuses them
+ * too, with the same fix (python/headroom_runtime/config.py RENAMED, via trainer-fields.json).
+ */
+export const RENAMED_FIELDS: Readonly<Record<string, { to: string; why: string }>> = TRAINER_FIELDS.renamed
+
+/** Keys the installed libraries dropped with no new name, with what to do instead (config.py REMOVED). */
+export const REMOVED_FIELDS: Readonly<Record<string, string>> = TRAINER_FIELDS.removed
 
 /** Fields still accepted but ignored or deprecated by the runtime, with what to do instead. */
 export const DEPRECATED_FIELDS: Record<string, string> = {
   'TrainingArguments.warmup_ratio': 'deprecated in transformers 5: use warmup_steps (a value below 1 is a ratio)',
-  'TrainingArguments.logging_dir': 'deprecated in transformers 5: set the TENSORBOARD_LOGGING_DIR environment variable',
   'TrainingArguments.pad_token': 'deprecated in TRL 1.1: set the tokenizer\'s pad_token instead',
   'DatasetConfig.context_column': 'declared but unused by KAITO since PR #460: the dataset goes to SFTTrainer unchanged',
   'DatasetConfig.response_column': 'declared but unused by KAITO since PR #460: the dataset goes to SFTTrainer unchanged',

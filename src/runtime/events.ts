@@ -31,6 +31,8 @@ export const startEvent = z.object({
   deviceName: z.string().optional(),
   model: z.object({ name: z.string(), params: z.number().int().nonnegative() }),
   method: z.enum(['full', 'lora', 'qlora']),
+  /** What the matmuls run in, after the CPU capability decision (python/headroom_runtime/_device.py). */
+  computeDtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
   totalSteps: z.number().int().nonnegative(),
   /** Number of training examples after filtering and truncation. */
   examples: z.number().int().nonnegative().optional(),

@@ -147,7 +147,7 @@ describe('toPlanInput', () => {
   ModelConfig: {torch_dtype: float16, attn_implementation: eager}
   QuantizationConfig: {load_in_8bit: true}
   LoraConfig: {r: 32, lora_alpha: 64, target_modules: [qkv_proj, o_proj]}
-  TrainingArguments: {per_device_train_batch_size: 4, max_seq_length: 3000, gradient_checkpointing: false, optim: paged_adamw_8bit}
+  TrainingArguments: {per_device_train_batch_size: 4, max_length: 3000, gradient_checkpointing: false, optim: paged_adamw_8bit}
 `,
     ).value!
     const input = toPlanInput(cfg, { model, hardware: null, seq: undefined })

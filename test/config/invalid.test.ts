@@ -76,9 +76,10 @@ const cases: Case[] = [
   { name: 'regex matching nothing', yaml: bare('  LoraConfig:\n    target_modules: ".*\\\\.c_attn"'), model: PHI3_MINI, code: 'target_modules_unmatched', path: 'LoraConfig.target_modules' },
   { name: 'bf16 on a T4', yaml: bare('  TrainingArguments:\n    bf16: true'), hardware: T4, code: 'bf16_unsupported', path: 'TrainingArguments.bf16', says: 'fp16: true' },
   { name: 'implicit bf16 on a T4 (SFTConfig default)', yaml: bare('  TrainingArguments:\n    output_dir: /mnt/results'), hardware: T4, code: 'bf16_unsupported', path: 'TrainingArguments.bf16' },
+  { name: 'max_seq_length locally (the trainer refuses it too)', yaml: bare('  TrainingArguments:\n    max_seq_length: 2048'), code: 'renamed_key', path: 'TrainingArguments.max_seq_length', says: 'rename it to max_length' },
+  { name: 'logging_dir (removed in transformers 5)', yaml: bare('  TrainingArguments:\n    logging_dir: /tmp/tb'), code: 'removed_key', path: 'TrainingArguments.logging_dir', says: 'TENSORBOARD_LOGGING_DIR' },
   // Warnings: valid configs that will not do what they say.
   { name: 'rank above 256', yaml: bare('  LoraConfig:\n    r: 512'), code: 'rank_high', path: 'LoraConfig.r', severity: 'warning' },
-  { name: 'max_seq_length locally', yaml: bare('  TrainingArguments:\n    max_seq_length: 2048'), code: 'renamed_key', path: 'TrainingArguments.max_seq_length', severity: 'warning' },
   { name: 'compute dtype differs from torch_dtype', yaml: bare('  ModelConfig:\n    torch_dtype: bfloat16\n  QuantizationConfig:\n    load_in_4bit: true\n    bnb_4bit_compute_dtype: float16'), code: 'dtype_mismatch', path: 'QuantizationConfig.bnb_4bit_compute_dtype', severity: 'warning' },
   { name: '4-bit options without 4-bit', yaml: bare('  QuantizationConfig:\n    load_in_4bit: false\n    bnb_4bit_quant_type: nf4'), code: 'bnb_4bit_ignored', path: 'QuantizationConfig', severity: 'warning' },
   { name: 'empty section', yaml: bare('  LoraConfig:'), code: 'empty_section', path: 'LoraConfig', severity: 'warning' },
