@@ -27,7 +27,7 @@ export const QUANTS_MATCH_UNITS: Same<(typeof QUANTS)[number], Quant> = true
 
 /**
  * How a field is typed on the command line and in JSON: `choice` (one of `choices`), `boolean`
- * (`--x` / `--no-x`), `count` (a whole number, 1 or more), `number` (above 0), `string`, or
+ * (`--x` / `--no-x`), `count` (a whole number from 1 to a bound), `number` (above 0), `string`, or
  * `list` (comma-separated on the command line, a string or an array in JSON).
  */
 export type FieldKind = 'choice' | 'boolean' | 'count' | 'number' | 'string' | 'list'
@@ -54,7 +54,9 @@ export type PlanField = {
   form?: { label: string; catalog?: 'models' | 'gpus'; min?: number; max?: number }
 }
 
-const count = () => z.number().int().min(1)
+// Upper bounds keep absurd requests out of the planner (a plan of 1e11 sequences is a typo, not a
+// question); each is far above any real job: 64k LoRA rank, 64k sequences, 10M tokens, 4,096 GPUs.
+const count = (max: number) => z.number().int().min(1).max(max)
 
 // A field's zod type is kept with its literal types so `PlanRequest` is inferred from the table.
 function field<const S extends z.ZodType, const F extends Omit<PlanField, 'name'>>(schema: S, f: F): F & { schema: S } {
@@ -139,23 +141,23 @@ export const PLAN_FIELDS = {
     expect: 'true or false',
     samples: [true, false],
   }),
-  rank: field(count(), {
+  rank: field(count(65_536), {
     flag: '--rank',
     arg: 'n',
     kind: 'count',
     default: 8,
     help: 'LoRA rank',
-    expect: 'a whole number, 1 or more, e.g. 8',
+    expect: 'a whole number from 1 to 65,536, e.g. 8',
     samples: [4, 16, 64],
     form: { label: 'LoRA rank', min: 1, max: 1024 },
   }),
-  alpha: field(z.number().positive(), {
+  alpha: field(z.number().positive().max(1_000_000), {
     flag: '--alpha',
     arg: 'n',
     kind: 'number',
     default: 8,
     help: 'LoRA alpha',
-    expect: 'a number above 0, e.g. 16',
+    expect: 'a number above 0 and at most 1,000,000, e.g. 16',
     samples: [4, 16, 32],
   }),
   targets: field(z.union([z.string(), z.array(z.string())]), {
@@ -167,23 +169,23 @@ export const PLAN_FIELDS = {
     expect: 'module names separated by commas, e.g. qkv_proj,o_proj, or all-linear',
     samples: ['all-linear', 'qkv_proj,o_proj', 'o_proj,down_proj'],
   }),
-  batch: field(count(), {
+  batch: field(count(65_536), {
     flag: '--batch',
     arg: 'n',
     kind: 'count',
     default: 1,
     help: 'micro-batch per device',
-    expect: 'a whole number of sequences, 1 or more, e.g. 1',
+    expect: 'a whole number of sequences from 1 to 65,536, e.g. 1',
     samples: [1, 2, 8],
     form: { label: 'Batch', min: 1, max: 512 },
   }),
-  seq: field(count(), {
+  seq: field(count(10_000_000), {
     flag: '--seq',
     arg: 'n',
     kind: 'count',
     default: 2048,
     help: 'tokens per sequence',
-    expect: 'a whole number of tokens, 1 or more, e.g. 2048',
+    expect: 'a whole number of tokens from 1 to 10,000,000, e.g. 2048',
     samples: [512, 4096, 16384],
     form: { label: 'Sequence length', min: 1 },
   }),
@@ -228,13 +230,13 @@ export const PLAN_FIELDS = {
     samples: ['A100-80GB', 'T4', 'Standard_NC48ads_A100_v4'],
     form: { label: 'GPU', catalog: 'gpus' },
   }),
-  gpus: field(count(), {
+  gpus: field(count(4_096), {
     flag: '--gpus',
     arg: 'n',
     kind: 'count',
     defaultNote: "the SKU's count, else 1",
     help: 'GPUs',
-    expect: 'a whole number of GPUs, 1 or more',
+    expect: 'a whole number of GPUs from 1 to 4,096',
     samples: [1, 2, 8],
   }),
   parallelism: field(z.enum(PARALLELISMS), {

@@ -30,7 +30,7 @@ function show(value: unknown): string {
 /**
  * Validates a raw request (a JSON body, or the CLI's flags) and returns it typed; ExitError
  * (exit 2) naming the first bad field, its value and what it accepts.
- * @example parsePlanRequest({ seq: 0 }) // throws "seq must be a whole number of tokens, 1 or more, e.g. 2048; got 0"
+ * @example parsePlanRequest({ seq: 0 }) // throws "seq must be a whole number of tokens from 1 to 10,000,000, e.g. 2048; got 0"
  */
 export function parsePlanRequest(raw: unknown, names: FieldNames = 'fields'): PlanRequest {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
