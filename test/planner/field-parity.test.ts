@@ -22,8 +22,10 @@ const CONTEXT: Partial<Record<string, PlanRequest>> = { parallelism: { gpus: 2 }
 type Outcome = { ok: true; json: string } | { ok: false; path: string | undefined }
 
 let server: RunningServer
+// The server reads config files under this directory only (headroom server --allow-path).
+const allowed = mkdtempSync(join(tmpdir(), 'headroom-parity-allowed-'))
 before(async () => {
-  server = await startServer({ db: ':memory:', port: 0, processMetrics: false })
+  server = await startServer({ db: ':memory:', port: 0, processMetrics: false, allowPaths: [allowed] })
 })
 after(async () => {
   await server.close()
@@ -126,18 +128,23 @@ test('--grad-checkpointing and --no-grad-checkpointing give different peaks, eac
   assert.ok(peak(cliOn.stdout) < peak(cliOff.stdout), 'checkpointing keeps only block inputs: a lower peak')
 })
 
-test('--config: plan --json equals the library; the HTTP API refuses a server-side path, naming the field', { timeout: 60_000 }, async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'headroom-parity-')), 'lora.yaml')
-  writeFileSync(
-    file,
-    ['training_config:', '  ModelConfig:', '    torch_dtype: "bfloat16"', '  LoraConfig:', '    r: 32', '  TrainingArguments:', '    output_dir: "/mnt/results"', '    per_device_train_batch_size: 2', ''].join('\n'),
-  )
+test('--config: plan --json, POST /v1/plans and the library agree for an allowed file; a path outside the allowed roots is 403', { timeout: 60_000 }, async () => {
+  const lines = ['training_config:', '  ModelConfig:', '    torch_dtype: "bfloat16"', '  LoraConfig:', '    r: 32', '  TrainingArguments:', '    output_dir: "/mnt/results"', '    per_device_train_batch_size: 2', ''].join('\n')
+  const file = join(allowed, 'lora.yaml')
+  writeFileSync(file, lines)
   const req: PlanRequest = { config: file, seq: 1024 }
   const [c] = await runCliAll([['plan', '--json', ...flagArgs(req)]])
   assert.equal(c.status, 0, c.stderr)
-  assert.equal(JSON.stringify(JSON.parse(c.stdout)), JSON.stringify(await planFromRequest(req)))
+  const lib = JSON.stringify(await planFromRequest(req))
+  assert.equal(JSON.stringify(JSON.parse(c.stdout)), lib)
   const http = await viaHttp(req)
-  assert.equal(http.status, 400)
-  assert.equal(http.path, 'config')
-  assert.doesNotMatch(http.text, /--/)
+  assert.equal(http.status, 200, http.text)
+  assert.equal(http.json, lib)
+
+  const outside = join(mkdtempSync(join(tmpdir(), 'headroom-parity-outside-')), 'lora.yaml')
+  writeFileSync(outside, lines)
+  const refused = await viaHttp({ config: outside, seq: 1024 })
+  assert.equal(refused.status, 403)
+  assert.equal(refused.path, 'config')
+  assert.doesNotMatch(refused.text, /--/)
 })
