@@ -58,10 +58,14 @@ export function kvCacheBytes(arch: ModelArch, dtype: Dtype, batch: number, seq: 
 
 /** One decoder block's prefill transients, as coefficients of tokens (b*s) and of b*s^2, plus a constant. */
 export type PrefillLayer = {
-  /** Bytes per token alive at the block's peak: the stream (4h) and the larger of attention and MLP. */
-  bytesPerToken: number
-  /** Bytes per (token x sequence length): eager attention's scores and fp32 softmax over every head. */
-  bytesPerTokenSeq: number
+  /** Bytes per token of the hidden-state stream alive through the block (4h). */
+  streamBytesPerToken: number
+  /** Bytes per token of attention's projections and outputs. */
+  attentionBytesPerToken: number
+  /** Bytes per (token x sequence length) of attention: eager's scores and fp32 softmax over every head. */
+  attentionBytesPerTokenSeq: number
+  /** Bytes per token of the gated MLP's intermediates. */
+  mlpBytesPerToken: number
   /** Bytes per (token x sequence length) held through the whole forward: eager's 4D additive mask. */
   maskBytesPerTokenSeq: number
   /** A dequantized copy of the largest 4-bit weight (bitsandbytes prefill matmul), bytes. */
@@ -78,8 +82,10 @@ export type PrefillLayer = {
  *   the rotated q and k (q + kv), the attention output (q) and o_proj's output (h);
  *   and the gated MLP: fused gate_up keeps [2I] alive through its chunks, act(gate) [I] and the
  *   product [I] (4I); unfused gate and up are freed as consumed, leaving act, up and the product (3I).
+ * Eager attention adds heads x s^2 scores in S and their fp32 softmax (S + 4 B per element)
+ * while attention runs, not during the MLP: the block's peak is the larger of the two phases.
  * The block's new K and V are the cache's and are counted there.
- * @example prefillLayer(modelShape(arch), 'bf16', 'sdpa', false).bytesPerToken
+ * @example prefillLayer(modelShape(arch), 'bf16', 'sdpa', false).mlpBytesPerToken
  */
 export function prefillLayer(shape: ModelShape, dtype: Dtype, attention: PlanInput['attention'], quantized: boolean): PrefillLayer {
   const arch = shape.arch
@@ -93,9 +99,11 @@ export function prefillLayer(shape: ModelShape, dtype: Dtype, attention: PlanInp
   const mlp = fusedMlp ? 4 * I : 3 * I
   const eager = attention === 'eager'
   return {
-    bytesPerToken: (4 * h + Math.max(attn, mlp)) * S,
+    streamBytesPerToken: 4 * h * S,
+    attentionBytesPerToken: attn * S,
     // Scores in S plus the fp32 softmax of them, per head; the mask-added copy replaces the scores.
-    bytesPerTokenSeq: eager ? arch.numAttentionHeads * (S + EAGER_SOFTMAX_BYTES) : 0,
+    attentionBytesPerTokenSeq: eager ? arch.numAttentionHeads * (S + EAGER_SOFTMAX_BYTES) : 0,
+    mlpBytesPerToken: mlp * S,
     // sdpa and flash take is_causal without a mask when no sequence is padded (equal-length prompts).
     maskBytesPerTokenSeq: eager ? S : 0,
     dequantBytes: quantized ? shape.largestLinearParams * S : 0,
@@ -109,7 +117,9 @@ export function prefillLayer(shape: ModelShape, dtype: Dtype, attention: PlanInp
  */
 export function prefillActivationBytes(layer: PrefillLayer, batch: number, seq: number): number {
   const tokens = batch * seq
-  return tokens * layer.bytesPerToken + tokens * seq * (layer.bytesPerTokenSeq + layer.maskBytesPerTokenSeq) + layer.dequantBytes
+  const attention = tokens * layer.attentionBytesPerToken + tokens * seq * layer.attentionBytesPerTokenSeq
+  const mlp = tokens * layer.mlpBytesPerToken
+  return tokens * layer.streamBytesPerToken + Math.max(attention, mlp) + tokens * seq * layer.maskBytesPerTokenSeq + layer.dequantBytes
 }
 
 /**

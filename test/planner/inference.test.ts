@@ -68,11 +68,13 @@ test('a sliding window caps nothing at the prefill peak: transformers keeps the 
   assert.equal(kvCacheBytes(windowed, 'bf16', 1, 4096), kvCacheBytes(phi3Mini, 'bf16', 1, 4096))
 })
 
-test('eager attention adds the heads x s^2 scores and fp32 softmax, and the 4D mask', () => {
-  const sdpa = inferenceTerms({ ...served, attention: 'sdpa' })
-  const eager = inferenceTerms({ ...served, attention: 'eager' })
-  // Per (token x seq): 32 heads x (2 B scores + 4 B softmax) + 2 B mask = 194 B; x 4,096^2.
-  assert.equal(eager.prefillBytes - sdpa.prefillBytes, 4096 * 4096 * (32 * 6 + 2))
+test('eager attention: heads x s^2 scores and fp32 softmax while attention runs, and the 4D mask throughout', () => {
+  const at = (attention: PlanInput['attention'], seq: number) => inferenceTerms({ ...served, attention, seq }).prefillBytes
+  // At 4,096 tokens attention outgrows the MLP: 21,504 x 2 B per token + 32 heads x (2 B scores + 4 B softmax) per
+  // (token x seq), against the MLP's 32,768 x 2 B per token; plus the bf16 mask, 2 B per (token x seq).
+  assert.equal(at('eager', 4096) - at('sdpa', 4096), 4096 * 21_504 * 2 + 4096 * 4096 * 32 * 6 - 4096 * 32_768 * 2 + 4096 * 4096 * 2)
+  // At 16 tokens the MLP still sets the block's peak: eager costs only its mask.
+  assert.equal(at('eager', 16) - at('sdpa', 16), 16 * 16 * 2)
 })
 
 test('quantized weights are smaller, and smaller than training their k-bit casts', () => {
