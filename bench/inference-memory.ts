@@ -1,8 +1,9 @@
 /**
  * Inference memory on CPU: the planner's `--phase inference` prediction against the measured
  * peak of one real transformers `generate` call on the embedded tiny models, at two batch
- * sizes x two lengths. Target: within 15% for the default (tiny Phi-3, sdpa); the eager and
- * tiny Llama rows check the s^2 term and the unfused MLP.
+ * sizes x two lengths. Target: within 15% for the default (tiny Phi-3, sdpa); the eager,
+ * tiny Llama and QLoRA-served rows check the s^2 term, the unfused MLP, and 4-bit weights with
+ * an unmerged adapter.
  *
  *   node --import tsx bench/inference-memory.ts
  *
@@ -28,15 +29,19 @@ const BATCHES = [1, 8]
 // The tiny models' max_position_embeddings is 512.
 const SEQS = [128, 448]
 const NEW_TOKENS = 4
+// serving: 'base' is the model alone (method full, fp32); 'qlora' is NF4 + double quant weights with an unmerged
+// LoRA r 8 adapter on every Linear (what `headroom serve` runs for a QLoRA-tuned adapter).
 const GROUPS = [
-  { model: 'tiny-phi3', attention: 'sdpa' as const, target: true },
-  { model: 'tiny-phi3', attention: 'eager' as const, target: false },
-  { model: 'tiny-llama', attention: 'sdpa' as const, target: false },
+  { model: 'tiny-phi3', attention: 'sdpa' as const, serving: 'base' as const, target: true },
+  { model: 'tiny-phi3', attention: 'eager' as const, serving: 'base' as const, target: false },
+  { model: 'tiny-llama', attention: 'sdpa' as const, serving: 'base' as const, target: false },
+  { model: 'tiny-phi3', attention: 'sdpa' as const, serving: 'qlora' as const, target: false },
 ]
 
 type Measured = { batch: number; seq: number; promptTokens: number; newTokens: number; peakBytes: number; weightsBytes: number; breakdown: Record<string, number> }
 type Row = {
   model: string
+  serving: string
   attention: string
   batch: number
   seq: number
@@ -45,7 +50,7 @@ type Row = {
   ratio: number
   within: boolean
   target: boolean
-  predicted: { weights: number; kvCache: number; prefill: number; logits: number }
+  predicted: { weights: number; adapters: number; kvCache: number; prefill: number; logits: number }
   measuredBreakdown: Record<string, number>
 }
 
@@ -54,7 +59,14 @@ async function main(): Promise<void> {
   process.stdout.write(`${HEADER}\n`)
   for (const g of GROUPS) {
     const dir = join(ROOT, '.headroom', 'assets', g.model)
-    const spec = { dtype: 'fp32', attention: g.attention, newTokens: NEW_TOKENS, cases: BATCHES.flatMap((batch) => SEQS.map((seq) => ({ batch, seq }))) }
+    const qlora = g.serving === 'qlora'
+    const spec = {
+      dtype: 'fp32',
+      attention: g.attention,
+      newTokens: NEW_TOKENS,
+      ...(qlora ? { quant: 'nf4', lora: { r: 8 } } : {}),
+      cases: BATCHES.flatMap((batch) => SEQS.map((seq) => ({ batch, seq }))),
+    }
     const stdout = execFileSync('nice', ['-n', '10', join(ROOT, '.venv', 'bin', 'python'), join(ROOT, 'bench', 'inference-memory.py'), dir, JSON.stringify(spec)], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -62,12 +74,14 @@ async function main(): Promise<void> {
     })
     const measured = stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Measured)
     for (const m of measured) {
-      const input = await resolvePlanInput({ model: join(dir, 'config.json'), phase: 'inference', device: 'cpu', method: 'full', dtype: 'fp32', attention: g.attention, batch: m.batch, seq: m.seq })
+      const serving = qlora ? { method: 'qlora', quant: 'nf4', doubleQuant: true, targets: 'all-linear', rank: 8 } : { method: 'full' }
+      const input = await resolvePlanInput({ model: join(dir, 'config.json'), phase: 'inference', device: 'cpu', dtype: 'fp32', attention: g.attention, batch: m.batch, seq: m.seq, ...serving })
       const plan = planMemory(input)
       const t = inferenceTerms(input)
       const ratio = m.peakBytes / plan.peakBytes
       const row: Row = {
         model: g.model,
+        serving: g.serving,
         attention: g.attention,
         batch: m.batch,
         seq: m.seq,
@@ -76,7 +90,7 @@ async function main(): Promise<void> {
         ratio,
         within: Math.abs(ratio - 1) <= TARGET,
         target: g.target,
-        predicted: { weights: t.breakdown.weights, kvCache: t.kvCacheBytes, prefill: t.prefillBytes, logits: t.breakdown.logits },
+        predicted: { weights: t.breakdown.weights, adapters: t.breakdown.adapters, kvCache: t.kvCacheBytes, prefill: t.prefillBytes, logits: t.breakdown.logits },
         measuredBreakdown: m.breakdown,
       }
       rows.push(row)
@@ -84,6 +98,7 @@ async function main(): Promise<void> {
     }
   }
   const targeted = rows.filter((r) => r.target)
+  if (rows.length !== GROUPS.length * BATCHES.length * SEQS.length) throw new Error('a configuration was not measured')
   const within = targeted.filter((r) => r.within).length
   const all = rows.filter((r) => r.within).length
   process.stdout.write(`\n${within}/${targeted.length} tiny-phi3 sdpa configurations within ${TARGET * 100}% (the target); ${all}/${rows.length} rows in all\n`)
@@ -97,9 +112,9 @@ async function main(): Promise<void> {
   if (within < targeted.length) process.exitCode = 1
 }
 
-const HEADER = `${'model'.padEnd(10)} ${'attn'.padEnd(5)} ${'batch'.padStart(5)} ${'seq'.padStart(4)} ${'predicted'.padStart(10)} ${'measured'.padStart(10)} ${'meas/pred'.padStart(9)}  ok`
+const HEADER = `${'model'.padEnd(10)} ${'serve'.padEnd(5)} ${'attn'.padEnd(5)} ${'batch'.padStart(5)} ${'seq'.padStart(4)} ${'predicted'.padStart(10)} ${'measured'.padStart(10)} ${'meas/pred'.padStart(9)}  ok`
 function line(r: Row): string {
-  return `${r.model.padEnd(10)} ${r.attention.padEnd(5)} ${String(r.batch).padStart(5)} ${String(r.seq).padStart(4)} ${formatBytes(r.predictedBytes).padStart(10)} ${formatBytes(r.measuredBytes).padStart(10)} ${r.ratio.toFixed(3).padStart(9)}  ${r.within ? 'yes' : 'NO'}`
+  return `${r.model.padEnd(10)} ${r.serving.padEnd(5)} ${r.attention.padEnd(5)} ${String(r.batch).padStart(5)} ${String(r.seq).padStart(4)} ${formatBytes(r.predictedBytes).padStart(10)} ${formatBytes(r.measuredBytes).padStart(10)} ${r.ratio.toFixed(3).padStart(9)}  ${r.within ? 'yes' : 'NO'}`
 }
 
 await main()

@@ -70,7 +70,14 @@ export type PrefillLayer = {
   maskBytesPerTokenSeq: number
   /** A dequantized copy of the largest 4-bit weight (bitsandbytes prefill matmul), bytes. */
   dequantBytes: number
+  /** Bytes per token of that Linear's output, alive beside its dequantized weight. */
+  dequantOutputBytesPerToken: number
 }
+
+// peft lora.Linear.forward: result = base_layer(x); result = result + lora_B(lora_A(dropout(x))) * scaling. While the
+// sum is formed, the base output, lora_B's output and the scaled copy are alive: 3 outputs where a plain Linear has 1.
+// Units: output-sized tensors alive at an adapted Linear's peak.
+export const LORA_OUTPUT_COPIES = 3
 
 /**
  * The peak of one decoder block during a no-grad prefill, in the compute dtype S. Alive together
@@ -82,21 +89,39 @@ export type PrefillLayer = {
  *   the rotated q and k (q + kv), the attention output (q) and o_proj's output (h);
  *   and the gated MLP: fused gate_up keeps [2I] alive through its chunks, act(gate) [I] and the
  *   product [I] (4I); unfused gate and up are freed as consumed, leaving act, up and the product (3I).
+ * A Linear that carries a served LoRA adapter holds LORA_OUTPUT_COPIES of its output at once
+ * (fused gate_up: 3 x 2I = 6I, above the 4I of the plain MLP).
+ * 4-bit weights: bitsandbytes dequantizes the weight for a multi-token matmul; the copy of the
+ * largest Linear and that Linear's output are a third moment beside attention and the MLP.
  * Eager attention adds heads x s^2 scores in S and their fp32 softmax (S + 4 B per element)
  * while attention runs, not during the MLP: the block's peak is the larger of the two phases.
  * The block's new K and V are the cache's and are counted there.
- * @example prefillLayer(modelShape(arch), 'bf16', 'sdpa', false).mlpBytesPerToken
+ * @example prefillLayer(modelShape(arch), 'bf16', 'sdpa', false, new Set(['qkv_proj'])).mlpBytesPerToken
  */
-export function prefillLayer(shape: ModelShape, dtype: Dtype, attention: PlanInput['attention'], quantized: boolean): PrefillLayer {
+export function prefillLayer(
+  shape: ModelShape,
+  dtype: Dtype,
+  attention: PlanInput['attention'],
+  quantized: boolean,
+  adapted: ReadonlySet<string> = new Set(),
+): PrefillLayer {
   const arch = shape.arch
   const S = BYTES_PER_ELEMENT[dtype]
   const h = arch.hiddenSize
   const q = shape.queryDim
   const kv = shape.keyValueDim
   const I = arch.intermediateSize
+  // Output copies alive while the Linears of a role run: LORA_OUTPUT_COPIES when any of them is adapted.
+  const copies = (role: string) => (shape.linears.some((m) => m.role === role && adapted.has(m.name)) ? LORA_OUTPUT_COPIES : 1)
   const fusedMlp = arch.layerLinears.some((m) => m.name === 'gate_up_proj')
-  const attn = q + 2 * kv + (q + kv) + q + h
-  const mlp = fusedMlp ? 4 * I : 3 * I
+  // q, k and v projections (fused or one after another; an adapted one holds its extra copies of the last output).
+  const c = copies('attn-in')
+  const projections = shape.fusedQkv ? (q + 2 * kv) * c : Math.max(q * c, q + kv * c, q + kv + kv * c)
+  const attn = Math.max(projections, q + 2 * kv + (q + kv) + q + h * copies('attn-out'))
+  const mlpIn = fusedMlp ? 2 * I * copies('mlp-in') : I + I * copies('mlp-in')
+  const mlpCore = fusedMlp ? 4 * I : 3 * I
+  const mlpOut = (fusedMlp ? 3 * I : I) + h * copies('mlp-out')
+  const mlp = Math.max(mlpIn, mlpCore, mlpOut)
   const eager = attention === 'eager'
   return {
     streamBytesPerToken: 4 * h * S,
@@ -107,7 +132,14 @@ export function prefillLayer(shape: ModelShape, dtype: Dtype, attention: PlanInp
     // sdpa and flash take is_causal without a mask when no sequence is padded (equal-length prompts).
     maskBytesPerTokenSeq: eager ? S : 0,
     dequantBytes: quantized ? shape.largestLinearParams * S : 0,
+    dequantOutputBytesPerToken: quantized ? largestOutFeatures(shape) * S : 0,
   }
+}
+
+function largestOutFeatures(shape: ModelShape): number {
+  let best = shape.linears[0]
+  for (const m of shape.linears) if (m.inFeatures * m.outFeatures > best.inFeatures * best.outFeatures) best = m
+  return best.outFeatures
 }
 
 /**
@@ -119,7 +151,9 @@ export function prefillActivationBytes(layer: PrefillLayer, batch: number, seq: 
   const tokens = batch * seq
   const attention = tokens * layer.attentionBytesPerToken + tokens * seq * layer.attentionBytesPerTokenSeq
   const mlp = tokens * layer.mlpBytesPerToken
-  return tokens * layer.streamBytesPerToken + Math.max(attention, mlp) + tokens * seq * layer.maskBytesPerTokenSeq + layer.dequantBytes
+  // The dequantized weight lives only through its own matmul, beside that matmul's output: a third moment.
+  const dequant = layer.dequantBytes > 0 ? tokens * layer.dequantOutputBytesPerToken + layer.dequantBytes : 0
+  return tokens * layer.streamBytesPerToken + Math.max(attention, mlp, dequant) + tokens * seq * layer.maskBytesPerTokenSeq
 }
 
 /**
@@ -167,7 +201,7 @@ export function prepareInference(input: PlanInput): PreparedInference {
   const quant = full ? 'none' : input.quant
   const w = weightTerms(shape, { method: input.method, dtype: input.dtype, quant, doubleQuant: input.doubleQuant, phase: 'inference' })
   const adapterBytes = adapterParams * ADAPTER_BYTES_PER_PARAM
-  const layer = prefillLayer(shape, input.dtype, input.attention, quant !== 'none')
+  const layer = prefillLayer(shape, input.dtype, input.attention, quant !== 'none', full ? new Set() : match.moduleNames)
   return {
     at(batch: number, seq: number): InferenceTerms {
       const kv = kvCacheBytes(arch, input.dtype, batch, seq)

@@ -93,6 +93,20 @@ test('quantized weights are smaller, and smaller than training their k-bit casts
   assert.ok(bf16.trainableParams > 0)
 })
 
+test('a served LoRA adapter holds 3 outputs of its Linear; a 4-bit matmul its dequantized weight beside its output', () => {
+  const prefill = (over: Partial<PlanInput>) => inferenceTerms({ ...served, ...over }).prefillBytes
+  const base = prefill({})
+  // Adapted gate_up_proj: base output + lora_B output + the scaled copy = 3 x 2I = 6I, above the plain MLP's 4I.
+  assert.equal(prefill({ method: 'lora', targets: ['gate_up_proj'] }) - base, 4096 * (6 - 4) * 8192 * 2)
+  // Adapted o_proj: attention rises to 9,216 + 6,144 + 3,072 + 3 x 3,072 = 27,648 per token, still below the MLP's 32,768.
+  assert.equal(prefill({ method: 'lora', targets: ['o_proj'] }), base)
+  // NF4 at 16 tokens: the dequantized gate_up (3,072 x 16,384 x 2 B) with its 16 x 16,384 x 2 B output outweighs the MLP.
+  const nf4 = inferenceTerms({ ...served, seq: 16, method: 'qlora', quant: 'nf4', doubleQuant: true, targets: ['o_proj'] })
+  assert.equal(nf4.prefillBytes, 16 * 4 * 3072 * 2 + 3072 * 16384 * 2 + 16 * 16384 * 2)
+  // At 4,096 tokens the MLP's 4I wins again over the one-off dequantized copy.
+  assert.equal(prefill({ method: 'qlora', quant: 'nf4', doubleQuant: true, targets: ['o_proj'] }), base)
+})
+
 test('on CPU there is no CUDA context, allocator slack or workspace', () => {
   const cpu = inferenceTerms({ ...served, device: 'cpu', gpu: null })
   assert.equal(cpu.breakdown.overhead, 0)
