@@ -102,7 +102,7 @@ export function prefillLayer(
   shape: ModelShape,
   dtype: Dtype,
   attention: PlanInput['attention'],
-  quantized: boolean,
+  fourBit: boolean,
   adapted: ReadonlySet<string> = new Set(),
 ): PrefillLayer {
   const arch = shape.arch
@@ -131,8 +131,8 @@ export function prefillLayer(
     mlpBytesPerToken: mlp * S,
     // sdpa and flash take is_causal without a mask when no sequence is padded (equal-length prompts).
     maskBytesPerTokenSeq: eager ? S : 0,
-    dequantBytes: quantized ? shape.largestLinearParams * S : 0,
-    dequantOutputBytesPerToken: quantized ? largestOutFeatures(shape) * S : 0,
+    dequantBytes: fourBit ? shape.largestLinearParams * S : 0,
+    dequantOutputBytesPerToken: fourBit ? largestOutFeatures(shape) * S : 0,
   }
 }
 
@@ -201,7 +201,9 @@ export function prepareInference(input: PlanInput): PreparedInference {
   const quant = full ? 'none' : input.quant
   const w = weightTerms(shape, { method: input.method, dtype: input.dtype, quant, doubleQuant: input.doubleQuant, phase: 'inference' })
   const adapterBytes = adapterParams * ADAPTER_BYTES_PER_PARAM
-  const layer = prefillLayer(shape, input.dtype, input.attention, quant !== 'none', full ? new Set() : match.moduleNames)
+  // Only 4-bit matmuls dequantize a whole weight; LLM.int8 multiplies in int8 (its small input copies are not modelled).
+  const fourBit = quant === 'nf4' || quant === 'fp4'
+  const layer = prefillLayer(shape, input.dtype, input.attention, fourBit, full ? new Set() : match.moduleNames)
   return {
     at(batch: number, seq: number): InferenceTerms {
       const kv = kvCacheBytes(arch, input.dtype, batch, seq)
