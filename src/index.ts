@@ -11,7 +11,7 @@ export type { ModelArch, Gpu, Hardware, LinearModule, ModelType } from './catalo
 export { archFromHfConfig, loadModel, findModelSync, listModels, findHardware, findGpu, listGpus, SKUS, linearModuleNames } from './catalog/index.ts'
 export type { HfConfig, LoadModelOptions, Sku } from './catalog/index.ts'
 export type { MemoryPlan, PlanInput, Breakdown, PlanWarning } from './planner/types.ts'
-export { planMemory, maxSeqLen, maxBatch, recommend, planRequest, PLAN_FIELDS, PLAN_DEFAULTS, flagArgs } from './planner/index.ts'
+export { planMemory, maxSeqLen, maxBatch, maxConcurrentSequences, recommend, planRequest, PLAN_FIELDS, PLAN_DEFAULTS, flagArgs } from './planner/index.ts'
 export type { PlanRequest, PlanField, PlanFieldName } from './planner/index.ts'
 export { parsePlanRequest, resolvePlanInput, planFromRequest } from './request/index.ts'
 export { trainerEvent, parseEventLine, runSummary } from './runtime/events.ts'

@@ -16,6 +16,7 @@ import type { Breakdown, MemoryPlan, PlanInput, Recommendation, RecommendGoal } 
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import { usableMemoryBytes } from '../planner/overhead.ts'
 import { memoryTerms } from '../planner/peak.ts'
+import { inferenceTerms, maxConcurrentSequences } from '../planner/inference.ts'
 
 type PlanFlags = Record<string, unknown> & {
   recommend?: boolean
@@ -141,6 +142,17 @@ const COMPONENT_NOTES: Record<keyof Breakdown, string> = {
   overhead: 'CUDA context, allocator, cuBLAS',
 }
 
+// The same keys in phase inference: the MemoryPlan's breakdown keeps its names, activations holds the KV cache.
+const INFERENCE_NOTES: Record<keyof Breakdown, string> = {
+  weights: 'base model, as loaded for serving',
+  adapters: 'LoRA adapter (fp32, unmerged)',
+  gradients: 'none in inference',
+  optimizer: 'none in inference',
+  activations: 'KV cache + one block of the prefill',
+  logits: 'last position only, fp32 copies',
+  overhead: 'CUDA context, allocator, cuBLAS',
+}
+
 const MOMENT = {
   load: 'the loaded model',
   loss: 'the start of backward, with the loss buffers over the vocabulary',
@@ -153,6 +165,10 @@ function describeInput(i: PlanInput): string {
     i.method === 'qlora' ? `QLoRA ${i.quant}${i.doubleQuant ? ' + double quant' : ''}` : i.method === 'lora' ? 'LoRA' : 'full fine-tune'
   const lora = i.method === 'full' ? '' : `, r ${i.rank}`
   if (i.phase === 'load') return `load, ${i.method === 'qlora' ? `${i.quant}${i.doubleQuant ? ' + double quant' : ''}` : i.dtype} weights`
+  if (i.phase === 'inference') {
+    const weights = i.method === 'qlora' ? `${i.quant}${i.doubleQuant ? ' + double quant' : ''} weights` : `${i.dtype} weights`
+    return `inference (generate), ${weights}${i.method === 'full' ? '' : ` + LoRA adapter r ${i.rank}`}, ${i.dtype} KV cache, ${i.batch} x ${formatCount(i.seq)} tokens, ${i.attention} attention`
+  }
   return `${method}, ${i.dtype}${lora}, batch ${i.batch} x ${formatCount(i.seq)} tokens, ${i.attention} attention, ${i.gradientCheckpointing ? 'checkpointing' : 'no checkpointing'}, ${i.optimizer}`
 }
 
@@ -167,11 +183,15 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
   for (const k of keys) {
     const bytes = plan.breakdown[k]
     const share = plan.peakBytes > 0 ? bytes / plan.peakBytes : 0
-    lines.push(`  ${k.padEnd(12)} ${formatBytes(bytes).padStart(10)}  ${bar(share)} ${`${(share * 100).toFixed(0)}%`.padStart(4)}  ${COMPONENT_NOTES[k]}`)
+    lines.push(`  ${k.padEnd(12)} ${formatBytes(bytes).padStart(10)}  ${bar(share)} ${`${(share * 100).toFixed(0)}%`.padStart(4)}  ${(input.phase === 'inference' ? INFERENCE_NOTES : COMPONENT_NOTES)[k]}`)
   }
   lines.push(`  ${'-'.repeat(12)} ${'-'.repeat(10)}`)
   lines.push(`  ${'peak'.padEnd(12)} ${formatBytes(plan.peakBytes).padStart(10)}  device view; ${formatBytes(plan.peakAllocatedBytes)} allocated by tensors`)
-  lines.push(`  (what is live at the peak: ${MOMENT[memoryTerms(input).moment]})`)
+  if (input.phase === 'inference') {
+    const t = inferenceTerms(input)
+    lines.push(`  (activations: KV cache ${formatBytes(t.kvCacheBytes)} + one block's prefill ${formatBytes(t.prefillBytes)})`)
+    lines.push(`  (what is live at the peak: the prefill of the whole prompt, with every layer's KV cache; logits of the last position only)`)
+  } else lines.push(`  (what is live at the peak: ${MOMENT[memoryTerms(input).moment]})`)
   lines.push('')
   if (plan.gpu && plan.fits !== null && plan.headroomBytes !== null) {
     const usable = usableMemoryBytes(plan.gpu)
@@ -188,7 +208,17 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
         : `no sequence length fits at batch ${input.batch}`,
     )
   }
-  if (input.method !== 'full') {
+  const concurrent = input.phase === 'inference' ? maxConcurrentSequences(input) : null
+  if (concurrent !== null) {
+    lines.push(
+      concurrent > 0
+        ? `most concurrent sequences of ${formatCount(input.seq)} tokens: ${formatCount(concurrent)} (prefilled as one batch)`
+        : `no sequence of ${formatCount(input.seq)} tokens fits`,
+    )
+  }
+  if (input.phase === 'inference') {
+    if (input.method !== 'full') lines.push(`adapter: ${formatCount(plan.trainableParams)} LoRA parameters${plan.matchedTargets.length > 0 ? ` on ${plan.matchedTargets.join(', ')}` : ''}`)
+  } else if (input.method !== 'full') {
     const on = plan.matchedTargets.length > 0 ? ` on ${plan.matchedTargets.join(', ')}` : ''
     lines.push(`trainable: ${formatCount(plan.trainableParams)} parameters (${plan.trainablePercent.toFixed(2)}%)${on}`)
   } else {
@@ -201,7 +231,7 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
 
 /** The recommendation: the chosen flags, its peak, one reason per choice, and the env to set. */
 export function renderRecommendation(base: PlanInput, rec: Recommendation | null, args: string[] | null): string {
-  if (base.phase === 'load') return '\nrecommendation: --recommend plans training; drop --phase load\n'
+  if (base.phase !== 'train') return `\nrecommendation: --recommend plans training; drop --phase ${base.phase}\n`
   if (!base.gpu) return '\nrecommendation: --recommend needs a GPU to fit: add --gpu (and --device cuda)\n'
   if (!rec) {
     const gpu = base.gpu ? `the ${base.gpu.name}` : 'this device'

@@ -11,7 +11,7 @@
 import { z } from 'zod'
 import type { Dtype, Quant } from '../units.ts'
 
-export const PHASES = ['load', 'train'] as const
+export const PHASES = ['load', 'train', 'inference'] as const
 export const METHODS = ['full', 'lora', 'qlora'] as const
 export const DTYPES = ['fp32', 'fp16', 'bf16'] as const
 export const QUANTS = ['none', 'int8', 'nf4', 'fp4'] as const
@@ -94,7 +94,7 @@ export const PLAN_FIELDS = {
     kind: 'choice',
     choices: PHASES,
     default: 'train',
-    help: 'load = model loaded, before the first step',
+    help: 'load = model loaded, before the first step; inference = generate for --batch sequences of --seq tokens (weights + KV cache + prefill)',
     expect: `one of ${PHASES.join(', ')}`,
     samples: PHASES,
   }),

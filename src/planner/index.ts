@@ -17,4 +17,9 @@ export type { PlanField, PlanFieldName, PlanRequest, FieldNames, FieldKind } fro
 export { memoryTerms, peakBytesOf, prepareTerms } from './peak.ts'
 export type { MemoryTerms, PreparedPlan } from './peak.ts'
 export { usableMemoryBytes } from './overhead.ts'
+export {
+  inferenceTerms, prepareInference, inferenceMaxSeqLen, maxConcurrentSequences, kvCacheBytes, kvCacheBytesPerToken,
+  MAX_CONCURRENT_SEQUENCES,
+} from './inference.ts'
+export type { InferenceTerms, PreparedInference } from './inference.ts'
 export type * from './types.ts'

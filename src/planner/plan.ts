@@ -6,6 +6,7 @@ import { formatGiB } from '../units.ts'
 import { fieldName, fieldSetting, type FieldNames } from './fields.ts'
 import type { MemoryPlan, PlanInput, PlanWarning } from './types.ts'
 import { maxSeqLen } from './fit.ts'
+import { inferenceMaxSeqLen, inferenceTerms } from './inference.ts'
 import { memoryTerms, type MemoryTerms } from './peak.ts'
 import { unmatchedMessage } from './targets.ts'
 import { usableMemoryBytes } from './overhead.ts'
@@ -15,7 +16,7 @@ import { usableMemoryBytes } from './overhead.ts'
  * @example planMemory(input).peakBytes / 1e9 // ≈5.3 for the seed case: Phi-3-mini QLoRA at 2,048 tokens
  */
 export function planMemory(input: PlanInput): MemoryPlan {
-  const t = memoryTerms(input)
+  const t = termsOf(input)
   const arch = input.model
   const gpu = input.gpu
   const usable = gpu ? usableMemoryBytes(gpu) : null
@@ -37,7 +38,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     gpu: gpu ? { name: gpu.name, memoryBytes: gpu.memoryBytes } : null,
     fits,
     headroomBytes,
-    maxSeqLen: gpu ? maxSeqLen(input) : null,
+    maxSeqLen: gpu ? (input.phase === 'inference' ? inferenceMaxSeqLen(input) : maxSeqLen(input)) : null,
     warnings: warningsFor(input, t, 'fields'),
   }
 }
@@ -48,10 +49,18 @@ export function planMemory(input: PlanInput): MemoryPlan {
  * @example planWarnings({ ...input, gpu: t4 }, 'flags')[0].message // "... use --dtype fp16"
  */
 export function planWarnings(input: PlanInput, names: FieldNames): PlanWarning[] {
-  return warningsFor(input, memoryTerms(input), names)
+  return warningsFor(input, termsOf(input), names)
 }
 
-function warningsFor(input: PlanInput, t: MemoryTerms, names: FieldNames): PlanWarning[] {
+/** What the warnings and the plan read from the terms of either phase. */
+type Terms = Pick<MemoryTerms, 'shape' | 'match' | 'trainableParams' | 'breakdown' | 'peakBytes' | 'peakAllocatedBytes'>
+
+// Inference (generate's prefill and KV cache) has its own terms; load and train share peak.ts.
+function termsOf(input: PlanInput): Terms {
+  return input.phase === 'inference' ? inferenceTerms(input) : memoryTerms(input)
+}
+
+function warningsFor(input: PlanInput, t: Terms, names: FieldNames): PlanWarning[] {
   const set = (field: string, value: unknown) => fieldSetting(field, value, names)
   const name = (field: string) => fieldName(field, names)
   const warnings: PlanWarning[] = []
@@ -66,7 +75,7 @@ function warningsFor(input: PlanInput, t: MemoryTerms, names: FieldNames): PlanW
       message: `no LoRA target matches a module of ${arch.name}, so peft would refuse to start ("Target modules ... not found"): use ${set('targets', 'all-linear')}`,
     })
   }
-  if (input.phase === 'train' && input.seq > arch.maxPositionEmbeddings) {
+  if (input.phase !== 'load' && input.seq > arch.maxPositionEmbeddings) {
     warnings.push({
       code: 'seq_beyond_model',
       message: `${set('seq', input.seq)} is longer than ${arch.name}'s max_position_embeddings ${arch.maxPositionEmbeddings}: lower ${name('seq')}`,
@@ -95,6 +104,13 @@ function doesNotFit(input: PlanInput, peakBytes: number, names: FieldNames): str
   const gpu = input.gpu!
   const need = `needs ${formatGiB(peakBytes)}, the ${gpu.name} has ${formatGiB(usableMemoryBytes(gpu))} usable`
   if (input.phase === 'load') return `${need}: use ${set('quant', 'nf4')} or a larger GPU`
+  if (input.phase === 'inference') {
+    const serve: string[] = []
+    if (input.quant === 'none' && input.method !== 'full') serve.push(`${set('method', 'qlora')} ${names === 'flags' ? '' : 'and '}${set('quant', 'nf4')}`)
+    if (input.attention === 'eager') serve.push(set('attention', 'sdpa'))
+    serve.push(input.batch > 1 ? `fewer concurrent sequences (a lower ${fieldName('batch', names)})` : `a lower ${fieldName('seq', names)}`)
+    return `${need}: use ${serve.join(', or ')}`
+  }
   const fixes: string[] = []
   if (input.quant === 'none' && input.method !== 'full') fixes.push(`${set('method', 'qlora')} ${names === 'flags' ? '' : 'and '}${set('quant', 'nf4')}`)
   if (input.method === 'full') fixes.push(set('method', 'lora'))

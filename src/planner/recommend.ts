@@ -68,7 +68,7 @@ export type SearchStats = { recommendation: Recommendation | null; planned: numb
  */
 export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchStats {
   const gpu = base.gpu
-  if (!gpu || base.phase === 'load') return { recommendation: null, planned: 0 }
+  if (!gpu || base.phase !== 'train') return { recommendation: null, planned: 0 }
   const goal = opts.goal ?? 'max-throughput'
   const margin = opts.safetyMargin ?? DEFAULT_SAFETY_MARGIN
   const budget = usableMemoryBytes(gpu) * (1 - margin)
