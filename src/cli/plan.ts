@@ -166,7 +166,7 @@ function describeInput(i: PlanInput): string {
   const lora = i.method === 'full' ? '' : `, r ${i.rank}`
   if (i.phase === 'load') return `load, ${i.method === 'qlora' ? `${i.quant}${i.doubleQuant ? ' + double quant' : ''}` : i.dtype} weights`
   if (i.phase === 'inference') {
-    const weights = i.method === 'qlora' ? `${i.quant}${i.doubleQuant ? ' + double quant' : ''} weights` : `${i.dtype} weights`
+    const weights = i.quant !== 'none' ? `${i.quant}${i.doubleQuant ? ' + double quant' : ''} weights` : `${i.dtype} weights`
     return `inference (generate), ${weights}${i.method === 'full' ? '' : ` + LoRA adapter r ${i.rank}`}, ${i.dtype} KV cache, ${i.batch} x ${formatCount(i.seq)} tokens, ${i.attention} attention`
   }
   return `${method}, ${i.dtype}${lora}, batch ${i.batch} x ${formatCount(i.seq)} tokens, ${i.attention} attention, ${i.gradientCheckpointing ? 'checkpointing' : 'no checkpointing'}, ${i.optimizer}`

@@ -198,7 +198,8 @@ export function prepareInference(input: PlanInput): PreparedInference {
   const full = input.method === 'full'
   const match = matchTargets(shape, input.targets)
   const adapterParams = full ? 0 : loraParams(shape, match, input.rank)
-  const quant = full ? 'none' : input.quant
+  // A quantized model served alone (method full, quant nf4) keeps its quantized weights.
+  const quant = input.quant
   const w = weightTerms(shape, { method: input.method, dtype: input.dtype, quant, doubleQuant: input.doubleQuant, phase: 'inference' })
   const adapterBytes = adapterParams * ADAPTER_BYTES_PER_PARAM
   // Only 4-bit matmuls dequantize a whole weight; LLM.int8 multiplies in int8 (its small input copies are not modelled).

@@ -100,7 +100,8 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     if (method === 'qlora' && quant === 'none') {
       throw incompatible(`${n('method')} qlora needs a quantized base: add ${n('quant')} nf4 (or int8, fp4), or use ${n('method')} lora`, 'quant')
     }
-    if (method === 'full' && quant !== 'none') {
+    // Serving a quantized model without an adapter is fine; only training needs trainable weights.
+    if (method === 'full' && quant !== 'none' && req.phase !== 'inference') {
       throw incompatible(
         `${n('method')} full cannot train ${quant}-quantized weights (bitsandbytes weights are frozen): use ${n('method')} qlora, or drop ${n('quant')}`,
         'quant',

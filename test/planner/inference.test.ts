@@ -211,3 +211,12 @@ test('plan --phase inference prints the KV cache and the most concurrent sequenc
   assert.match(bad.stderr, /inference/)
   assert.doesNotMatch(bad.stderr, /\n\s+at /)
 })
+
+test('a quantized model served alone: --phase inference --method full --quant nf4 plans 4-bit weights; training it stays refused', async () => {
+  const quantized = await resolvePlanInput({ phase: 'inference', method: 'full', quant: 'nf4' })
+  const bf16 = await resolvePlanInput({ phase: 'inference', method: 'full', dtype: 'bf16' })
+  const [q, b] = [planMemory(quantized), planMemory(bf16)]
+  assert.equal(q.breakdown.adapters, 0)
+  assert.ok(q.breakdown.weights < b.breakdown.weights / 2, `nf4 ${q.breakdown.weights} vs bf16 ${b.breakdown.weights}`)
+  await assert.rejects(resolvePlanInput({ phase: 'train', method: 'full', quant: 'nf4' }), /method full cannot train nf4/)
+})
