@@ -59,7 +59,7 @@ export class AdmissionRefused extends ExitError {
       ? `change the ConfigMap: ${admission.fix.map((f, i) => `${i ? 'or ' : ''}${f}`).join('; ')}`
       : 'no single change to the ConfigMap fits it: use an instance type with more GPU memory or a smaller model'
     super(
-      `${model} does not fit ${onWhat(hardware)}: needs ${formatGiB(admission.peakBytes)} per GPU, ${formatGiB(admission.gpuMemoryBytes)} there (${short} short); nothing rendered. To fit, ${fixes} (or pass --force to render it anyway)`,
+      `${model} does not fit ${onWhat(hardware)}: it needs ${formatGiB(admission.peakBytes)} per GPU, ${short} more than one ${formatGiB(admission.gpuMemoryBytes)} GPU can give; nothing rendered. To fit, ${fixes} (or pass --force to render it anyway)`,
       { exitCode: 1, path: 'gpu', code: 'does_not_fit' },
     )
     this.name = 'AdmissionRefused'
