@@ -74,7 +74,8 @@ export function renderManifests(opts: RenderOptions): RenderResult {
   // The target's runtime decides the defaults: KAITO's tuning pod (cluster) or Headroom's trainer (local).
   const runtime: Target = target === 'kaito' ? 'cluster' : 'local'
   const template = DEFAULT_TEMPLATES[opts.method ?? 'qlora']
-  const parsed = parseTuningConfig(opts.config ?? template.text, { file: opts.config ? (opts.configFile ?? 'config') : template.name, target: runtime, method: opts.method })
+  // --method overrides the file through the codec, so KAITO's method rules apply to the rendered sections (below), not to the input.
+  const parsed = parseTuningConfig(opts.config ?? template.text, { file: opts.config ? (opts.configFile ?? 'config') : template.name, target: runtime })
   if (parsed.issues.length || !parsed.value) {
     throw new ConfigError(parsed.issues.length ? parsed.issues : [{ code: 'no_training_config', path: opts.configFile ?? 'config', message: 'holds no training_config: give a KAITO tuning ConfigMap or a bare training_config document' }])
   }
