@@ -51,7 +51,8 @@ describe('docker/Dockerfile', () => {
     const user = users[0].args
     assert.doesNotMatch(user, /^(root|0)(:|$)/)
     assert.equal(user, `${RUNTIME_UID}:${RUNTIME_UID}`, "docker USER and the Job's securityContext.runAsUser must agree")
-    assert.ok(finalStage.indexOf(users[0]) > finalStage.findLastIndex((i) => i.op === 'RUN'), 'USER comes after the last RUN')
+    const lastRun = finalStage.map((i) => i.op).lastIndexOf('RUN')
+    assert.ok(finalStage.indexOf(users[0]) > lastRun, 'USER comes after the last RUN')
   })
 
   test('dependencies come only from the lock files', () => {
