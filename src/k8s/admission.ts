@@ -44,7 +44,7 @@ export function admit(ctx: AdmitContext): Admission {
   } else if (plan.headroomBytes < LOW_HEADROOM_SHARE * plan.gpu.memoryBytes) {
     const pct = ((100 * plan.headroomBytes) / plan.gpu.memoryBytes).toFixed(1)
     warnings.push(
-      `only ${formatGiB(plan.headroomBytes)} headroom (${pct}% of ${where}'s ${formatGiB(plan.gpu.memoryBytes)}), under ${LOW_HEADROOM_SHARE * 100}%: fragmentation or a longer batch than planned may run it out of memory; lower TrainingArguments.max_length or per_device_train_batch_size for margin`,
+      `only ${formatGiB(plan.headroomBytes)} headroom on ${where} (${pct}% of the ${plan.gpu.name}'s ${formatGiB(plan.gpu.memoryBytes)}), under ${LOW_HEADROOM_SHARE * 100}%: fragmentation or a longer batch than planned may run it out of memory; lower TrainingArguments.max_length or per_device_train_batch_size for margin`,
     )
   }
   return admission

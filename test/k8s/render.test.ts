@@ -80,7 +80,7 @@ describe('admission', () => {
     const tight = renderManifests({ target: 'job', config: seedLora, seq: longest })
     assert.equal(tight.admission.fits, true)
     assert.ok(tight.admission.headroomBytes < LOW_HEADROOM_SHARE * tight.admission.gpuMemoryBytes)
-    assert.match(tight.admission.warnings.join('\n'), /headroom \(.*%.*\), under 10%/)
+    assert.match(tight.admission.warnings.join('\n'), /headroom on .*\(.*% of the A100-80GB.s 80\.0 GiB\), under 10%/)
     const roomy = renderManifests({ target: 'job', config: seedLora, seq: 1024 })
     assert.deepEqual(roomy.admission.warnings, [])
   })
