@@ -103,6 +103,8 @@ describe('headroom render: bad flags, one clear line each', () => {
     ['--nnodes 0', ['--target', 'job', '--nnodes', '0'], 2, /--nnodes is "0": give a whole number of 1 or more/],
     ['a bad --name', ['--target', 'job', '--name', 'My_Job'], 2, /--name is "My_Job": give a DNS-1123 label/],
     ['a bad --output-volume', ['--target', 'job', '--output-volume', 'results'], 2, /--output-volume is "results": give pvc:CLAIM/],
+    ['-o on a pseudo-filesystem', ['--target', 'job', '-o', '/proc/manifests.yaml'], 1, /\/proc\/manifests\.yaml: is on proc, a kernel pseudo-filesystem: choose a file in a writable directory, e\.g\. -o \.\/manifests\.yaml/],
+    ['an unreadable --config', ['--target', 'job', '--config', '/nonexistent/tuning.yaml'], 2, /\/nonexistent\/tuning\.yaml: no such file or directory/],
     ['no --target', [], 2, /required option '--target <target>' not specified/],
     ['an unknown --target', ['--target', 'pod'], 2, /Allowed choices are kaito, job/],
   ]
