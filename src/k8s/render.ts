@@ -91,9 +91,9 @@ export function renderManifests(opts: RenderOptions): RenderResult {
   if (!admission.fits && !opts.force) throw new AdmissionRefused(admission, model.name, hw)
 
   const sections = clusterSections(encode(input, base), target, data)
-  // The rendered config must pass check's rules for its runtime, with the model (target modules).
-  const problems = runRules({ config: sections, method: input.method === 'full' ? undefined : input.method, target: runtime, model, presetName: preset }).filter((i) => i.severity !== 'warning')
-  if (problems.length) throw new ConfigError(problems.map((i) => ({ ...i, path: `${opts.configFile ?? 'config'}: ${i.path}` })))
+  // The rendered config must pass check's rules for its runtime, model (target modules) and GPU (bf16 support).
+  const problems = runRules({ config: sections, method: input.method === 'full' ? undefined : input.method, target: runtime, model, hardware: hw, presetName: preset }).filter((i) => i.severity !== 'warning')
+  if (problems.length) throw new ConfigError(problems.map((i) => ({ ...i, file: opts.config ? (opts.configFile ?? 'config') : template.name })))
   if (JSON.stringify(decode(sections, { model, device: 'cuda', hardware: hw, target: runtime, presetName: preset })) !== JSON.stringify(input)) {
     throw new InternalError('the rendered training_config does not decode to the planned input')
   }

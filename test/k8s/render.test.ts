@@ -10,6 +10,7 @@ import { parse } from 'yaml'
 import { findHardware, findModelSync } from '../../src/catalog/index.ts'
 import { checkConfig } from '../../src/config/check.ts'
 import { decode } from '../../src/config/codec.ts'
+import { ConfigError } from '../../src/errors.ts'
 import { AdmissionRefused, LOW_HEADROOM_SHARE, renderManifests, rendezvousService, TRAINER_CONTAINER } from '../../src/k8s/index.ts'
 import { TRAINER_EXIT } from '../../src/runtime/exit-codes.ts'
 import { FIXTURES } from './cases.ts'
@@ -72,6 +73,13 @@ describe('admission', () => {
     assert.equal(kaito.admission.fits, true)
     assert.equal(trainingConfig(kaito.objects).TrainingArguments.gradient_checkpointing, true)
     assert.throws(() => renderManifests({ target: 'job', config: QLORA_NO_CHECKPOINTING }), AdmissionRefused)
+  })
+
+  test("a config the instance type's GPU cannot run is refused with check's rule (bf16 on a V100)", () => {
+    assert.throws(
+      () => renderManifests({ target: 'kaito', gpu: 'Standard_NC6s_v3', data: 'pvc:in', outputVolume: 'pvc:out' }),
+      (e: Error) => e instanceof ConfigError && e.issues.some((i) => i.code === 'bf16_unsupported' && /set TrainingArguments\.fp16: true/.test(i.message)),
+    )
   })
 
   test(`under ${LOW_HEADROOM_SHARE * 100}% headroom warns; ample headroom does not`, () => {
