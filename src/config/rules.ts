@@ -399,12 +399,18 @@ export const sequenceLength: Rule = (ctx) => {
 
 // ---------------------------------------------------------------- memory
 
-type Fix = { path: string; text: string }
+/** One change to the config that makes the plan fit: the key it sets and the sentence saying so. */
+export type MemoryFix = { path: string; text: string }
+type Fix = MemoryFix
 
-/** The plan must fit the GPU; the message names the knobs that would make it fit. */
-export const memoryFit: Rule = (ctx) => {
-  const { plan, planWith, hardware } = ctx
-  if (!plan || !planWith || !hardware || plan.fits !== false || !plan.gpu) return []
+/**
+ * The changes, each named by its config key, that make a plan that does not fit fit the GPU
+ * (empty when it fits or nothing single does). check's memory rule and render's admission
+ * (k8s/admission.ts) both state these.
+ */
+export function memoryFixes(ctx: RuleContext): MemoryFix[] {
+  const { plan, planWith } = ctx
+  if (!plan || !planWith || plan.fits !== false || !plan.gpu) return []
   const input = ctx.planInput
   const fixes: Fix[] = []
   const tryFix = (patch: Partial<PlanInput>, fix: Fix) => {
@@ -458,6 +464,14 @@ export const memoryFit: Rule = (ctx) => {
     const knob = ctx.seqFromFlag ? (ctx.seqName ?? '--seq') : 'TrainingArguments.max_length'
     fixes.push({ path: 'TrainingArguments.max_length', text: `lower ${knob} to ${plan.maxSeqLen}` })
   }
+  return fixes
+}
+
+/** The plan must fit the GPU; the message names the knobs that would make it fit. */
+export const memoryFit: Rule = (ctx) => {
+  const { plan, planWith, hardware } = ctx
+  if (!plan || !planWith || !hardware || plan.fits !== false || !plan.gpu) return []
+  const fixes = memoryFixes(ctx)
   const path = fixes[0]?.path ?? 'TrainingArguments.per_device_train_batch_size'
   let message = messages.memoryExceeds(plan.peakBytes, plan.gpu.name, plan.gpu.memoryBytes, fixes.map((f) => f.text))
   if (ctx.inferred?.gpu) message += messages.memoryInferred(ctx.inferred.gpu)
