@@ -14,6 +14,7 @@ const COMMANDS: Record<string, string> = {
   init: 'write a tuning ConfigMap from the planner’s recommendation',
   tune: 'run a fine-tune (LoRA, QLoRA or full) with live memory telemetry',
   server: 'serve the API, Prometheus /metrics and the dashboard',
+  serve: 'serve the model and its adapters over an OpenAI-compatible API',
 }
 
 async function loadCommand(name: string): Promise<Command> {
