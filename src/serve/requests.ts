@@ -14,7 +14,10 @@ export const DEFAULT_MAX_TOKENS = 16
 /** OpenAI's default temperature (API reference: "Defaults to 1"); send 0 for greedy decoding. */
 export const DEFAULT_TEMPERATURE = 1
 
-const stop = z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences')]).nullish()
+const stop = z
+  .union([z.string(), z.array(z.string())], { error: 'stop must be a string or a list of strings' })
+  .refine((s) => typeof s === 'string' || s.length <= 4, 'at most 4 stop sequences (as OpenAI allows)')
+  .nullish()
 
 const sampling = {
   model: z.string({ error: 'model is required: one id of GET /v1/models' }).min(1, 'model must not be empty'),
