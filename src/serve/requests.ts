@@ -21,10 +21,10 @@ const stop = z
 
 const sampling = {
   model: z.string({ error: 'model is required: one id of GET /v1/models' }).min(1, 'model must not be empty'),
-  max_tokens: z.number().int().positive().nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().gt(0).max(1).nullish(),
-  seed: z.number().int().nullish(),
+  max_tokens: z.number().int('max_tokens must be a whole number of tokens').positive('max_tokens must be 1 or more').nullish(),
+  temperature: z.number().min(0, 'temperature must be from 0 (greedy) to 2').max(2, 'temperature must be from 0 (greedy) to 2').nullish(),
+  top_p: z.number().gt(0, 'top_p must be over 0 and at most 1').max(1, 'top_p must be over 0 and at most 1').nullish(),
+  seed: z.number().int('seed must be a whole number').nullish(),
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -44,7 +44,7 @@ export const chatBody = z.object({
   messages: z
     .array(z.object({ role: z.enum(['system', 'user', 'assistant', 'developer']), content: content.nullish().transform((c) => c ?? '') }))
     .min(1, 'messages must hold at least one message'),
-  max_completion_tokens: z.number().int().positive().nullish(),
+  max_completion_tokens: z.number().int('max_completion_tokens must be a whole number of tokens').positive('max_completion_tokens must be 1 or more').nullish(),
 })
 export type ChatBody = z.infer<typeof chatBody>
 
