@@ -49,7 +49,8 @@ let stderr = ''
 let sdk: any
 
 function startServeCli(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(BIN, ['serve', '--port', '0', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  // The transformers worker is what these tests are about, also on a machine where auto would pick vLLM.
+  const child = spawn(BIN, ['serve', '--port', '0', '--engine', 'transformers', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not listen in 180 s:\n${stderr}`)), 180_000)
     child.stderr!.on('data', (d) => {
@@ -78,7 +79,8 @@ before(async () => {
 })
 
 after(() => {
-  if (serve && serve.exitCode === null) serve.kill('SIGKILL')
+  // SIGTERM: serve stops its worker (its own process group) before exiting.
+  if (serve && serve.exitCode === null) serve.kill('SIGTERM')
 })
 
 test('the SDK lists the base model and one id per adapter', () => {
@@ -230,7 +232,7 @@ test('a worker that cannot start (an adapter dir without weights): serve exits 1
   const broken = join(tmp, 'broken-adapters')
   mkdirSync(join(broken, 'bad'), { recursive: true })
   writeFileSync(join(broken, 'bad', 'adapter_config.json'), '{"peft_type": "LORA"}')
-  const r = await runCli(['serve', '--port', '0', '--adapters-dir', broken], { timeoutMs: 180_000 })
+  const r = await runCli(['serve', '--port', '0', '--engine', 'transformers', '--adapters-dir', broken], { timeoutMs: 180_000 })
   assert.equal(r.code, 1, r.stderr)
   assert.match(r.stderr, /headroom: the inference worker did not start: .*bad/)
   assert.doesNotMatch(r.stderr, /listening on/)
