@@ -51,7 +51,18 @@ export class ServeMetrics {
     this.#running = new Gauge({ name: 'headroom_inference_running_sequences', help: 'Sequences the worker is decoding now (worker stats).', registers: [r] })
     this.#allocated = new Gauge({ name: 'headroom_inference_memory_allocated_bytes', help: 'Live tensor bytes of the worker (CUDA memory_allocated; CPU tracked tensor bytes).', registers: [r] })
     this.#reserved = new Gauge({ name: 'headroom_inference_memory_reserved_bytes', help: "Bytes the worker's allocator holds (CUDA memory_reserved).", registers: [r] })
-    // headroom_inference_memory_predicted_bytes waits for the planner's inference phase (see docs/serving.md).
+  }
+
+  /**
+   * The planner's inference peak for the worker's largest batch. Registered only once there is
+   * a prediction: an unset gauge would export a 0 that nobody predicted.
+   */
+  predicted(bytes: number, at: { batch: number; seq: number }): void {
+    const name = 'headroom_inference_memory_predicted_bytes'
+    const gauge =
+      (this.registry.getSingleMetric(name) as Gauge | undefined) ??
+      new Gauge({ name, help: `The planner's predicted peak of live tensor bytes for ${at.batch} sequences of ${at.seq} tokens (headroom plan --phase inference).`, registers: [this.registry] })
+    gauge.set(bytes)
   }
 
   /** Counts one answered request by its HTTP status. */

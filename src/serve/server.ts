@@ -9,9 +9,11 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { ServedModel } from '../runtime/serve-events.ts'
 import { startServeWorker, type ServeWorkerExit, type ServeWorkerOptions } from '../runtime/supervisor.ts'
+import { runtimePaths } from '../runtime/python-env.ts'
 import { createServeApp } from './app.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { ServeMetrics } from './metrics.ts'
+import { predictServingBytes } from './prediction.ts'
 
 /** How often the worker is asked for its queue, running sequences and memory (the /metrics gauges). */
 export const STATS_INTERVAL_MS = 1000
@@ -47,12 +49,23 @@ export type RunningServe = {
 export async function startServe(opts: ServeOptions): Promise<RunningServe> {
   const maxConcurrency = opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY
   // The worker batches what is in flight; it never needs room for more than the server admits.
-  const worker = await startServeWorker({ ...opts, maxBatch: opts.maxBatch ?? Math.min(maxConcurrency, 16) })
+  const maxBatch = opts.maxBatch ?? Math.min(maxConcurrency, 16)
+  const worker = await startServeWorker({ ...opts, maxBatch })
   const log = opts.onLog ?? ((line: string) => process.stderr.write(`${line}\n`))
   worker.on('log', log)
   const ready = await worker.ready
   const metrics = new ServeMetrics()
   metrics.workerState({ memory: ready.memory })
+  const prediction = await predictServingBytes({
+    model: opts.model ?? 'default',
+    assetsDir: (opts.paths ?? runtimePaths()).assetsDir,
+    device: ready.device,
+    dtype: ready.dtype,
+    batch: maxBatch,
+    adapters: ready.models.filter((m) => m.kind === 'adapter').length,
+  })
+  if ('bytes' in prediction) metrics.predicted(prediction.bytes, prediction)
+  else log(`headroom serve: no predicted memory on /metrics: ${prediction.unavailable}`)
   const dispatcher = new Dispatcher(worker, { maxConcurrency })
   worker.on('event', (e) => {
     if (e.type === 'stats') metrics.workerState(e)

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { ExitError } from '../../src/errors.ts'
 import { fakeServe, postJson, sseData, FAKE_WORKER } from './helpers.ts'
 import { startServe } from '../../src/serve/server.ts'
+import { PHASES } from '../../src/planner/fields.ts'
 
 test('health, models, chat and text completions answer in OpenAI shapes with usage', async () => {
   const s = await fakeServe({ adapters: [{ name: 'docs', dir: '/tmp/docs' }] })
@@ -240,6 +241,24 @@ test('/metrics holds the headroom_inference_* series with values from requests a
     assert.match(text, /^headroom_inference_memory_reserved_bytes 2000$/m)
     const tps = Number(/^headroom_inference_tokens_per_second (\S+)$/m.exec(text)?.[1])
     assert.ok(tps > 0, `tokens/s ${tps}`)
+  } finally {
+    await s.close()
+  }
+})
+
+test("the predicted-memory gauge: the planner's inference peak where the planner has that phase, absent (never 0) where not", async () => {
+  const s = await fakeServe({ maxConcurrency: 4, adapters: [{ name: 'docs', dir: '/tmp/docs' }] })
+  try {
+    const text = await (await fetch(`${s.url}/metrics`)).text()
+    const line = /^headroom_inference_memory_predicted_bytes (\S+)$/m.exec(text)
+    if ((PHASES as readonly string[]).includes('inference')) {
+      assert.ok(line, 'the planner plans inference: the gauge must be there')
+      // The tiny Phi-3's fp32 weights alone are ~16 MB; 4 sequences of 512 positions add KV cache.
+      assert.ok(Number(line[1]) > 16e6 && Number(line[1]) < 2e9, line[1])
+      assert.match(text, /for 4 sequences of 512 tokens/)
+    } else {
+      assert.equal(line, null, 'no inference phase in the planner: nothing to export')
+    }
   } finally {
     await s.close()
   }
