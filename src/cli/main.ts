@@ -15,6 +15,7 @@ const COMMANDS: Record<string, string> = {
   tune: 'run a fine-tune (LoRA, QLoRA or full) with live memory telemetry',
   server: 'serve the API, Prometheus /metrics and the dashboard',
   render: 'render a KAITO Workspace or a batch/v1 Job for a fine-tune, refused when it cannot fit',
+  serve: 'serve the model and its adapters over an OpenAI-compatible API',
 }
 
 async function loadCommand(name: string): Promise<Command> {

@@ -24,6 +24,7 @@ import { oomAdvice } from './oom-advice.ts'
 import { newRunId } from './run-id.ts'
 import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
 import { PredictedPeak } from './predicted-peak.ts'
+import { parseWorkerLine, type ReadyEvent, type WorkerRequest } from './serve-events.ts'
 
 /** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
 export type SupervisorOptions = {
@@ -498,4 +499,179 @@ function forwardSignals(run: SupervisedRun): () => void {
     process.off('SIGINT', onInt)
     process.off('SIGTERM', onTerm)
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving (`headroom serve`): the inference worker, and vLLM's OpenAI server for --engine vllm.
+
+/** What `startServeWorker` runs: the worker's own flags (docs/serve-protocol.md). */
+export type ServeWorkerOptions = {
+  /** A model dir, hub id or embedded name (`default`); the worker resolves it. */
+  model?: string
+  adapters?: { name: string; dir: string }[]
+  adaptersDir?: string
+  device?: 'auto' | 'cpu' | 'cuda'
+  maxBatch?: number
+  /** Tests swap the worker for a fake: command and leading arguments; the flags are appended. */
+  worker?: { command: string; args: string[] }
+  /** Create the venv and default assets when missing (default: true unless `worker` is set). */
+  ensureEnv?: boolean
+  onProgress?: (line: string) => void
+  paths?: RuntimePaths
+  env?: Record<string, string>
+}
+
+export type ServeWorkerExit = {
+  code: number | null
+  signal: NodeJS.Signals | null
+  /** The worker's own last error line without a request id, else how it ended, in words. */
+  reason: string
+}
+
+/** The worker's flags, in the protocol's names; paths made absolute (the worker's cwd may differ). */
+export function serveWorkerArgs(opts: ServeWorkerOptions): string[] {
+  const args: string[] = []
+  if (opts.model) args.push('--model', existsSync(opts.model) ? resolve(opts.model) : opts.model)
+  for (const a of opts.adapters ?? []) args.push('--adapter', `${a.name}=${resolve(a.dir)}`)
+  if (opts.adaptersDir) args.push('--adapters-dir', resolve(opts.adaptersDir))
+  if (opts.device) args.push('--device', opts.device)
+  if (opts.maxBatch !== undefined) args.push('--max-batch', String(opts.maxBatch))
+  return args
+}
+
+/**
+ * One inference worker process. Send it requests with `send`; it emits `event` (a parsed
+ * WorkerEvent) and `log` (a stderr line, or a stdout line outside the protocol). `ready`
+ * resolves with the worker's ready line, or rejects with its startup error (an ExitError, exit
+ * code 1, carrying the worker's own message); `exited` resolves once the process is gone.
+ */
+export class ServeWorker extends EventEmitter {
+  readonly ready: Promise<ReadyEvent>
+  readonly exited: Promise<ServeWorkerExit>
+  readonly pid: number | undefined
+  #child: ChildProcess
+  #lastError: string | null = null
+
+  constructor(child: ChildProcess) {
+    super()
+    this.#child = child
+    this.pid = child.pid
+    let settleReady!: { resolve: (e: ReadyEvent) => void; reject: (e: Error) => void }
+    this.ready = new Promise((res, rej) => (settleReady = { resolve: res, reject: rej }))
+    // Nobody may be waiting on `ready` when the worker dies later; that is not an unhandled error.
+    this.ready.catch(() => {})
+    let isReady = false
+    const stderrTail: string[] = []
+    const stdoutDone = pipeLines(child.stdout!, (line) => {
+      const parsed = parseWorkerLine(line)
+      if (parsed.kind === 'log') return this.emit('log', line)
+      if (parsed.kind === 'invalid') return this.emit('log', `headroom: warning: worker line does not match the serve protocol (${parsed.error}): ${line}`)
+      const event = parsed.event
+      if (event.type === 'ready' && !isReady) {
+        isReady = true
+        settleReady.resolve(event)
+      }
+      if (event.type === 'error' && event.id === undefined) this.#lastError = event.message
+      this.emit('event', event)
+    })
+    const stderrDone = pipeLines(child.stderr!, (line) => {
+      stderrTail.push(line)
+      if (stderrTail.length > 20) stderrTail.shift()
+      this.emit('log', line)
+    })
+    let spawnError: Error | null = null
+    child.on('error', (err) => (spawnError = err))
+    // stdin closes with the process; a write after that must not crash the server.
+    child.stdin?.on('error', () => {})
+    const killOnExit = () => child.kill('SIGKILL')
+    process.on('exit', killOnExit)
+    this.exited = new Promise((done) => {
+      child.on('close', async (code, signal) => {
+        await Promise.all([stdoutDone, stderrDone])
+        process.off('exit', killOnExit)
+        const lastLog = stderrTail.filter((l) => l.trim()).at(-1)
+        const reason = spawnError
+          ? `could not start the worker: ${(spawnError as Error).message}`
+          : (this.#lastError ?? `${describeExit(code, signal)}${lastLog ? `; last log line: ${lastLog}` : ''}`)
+        if (!isReady) settleReady.reject(new ExitError(`the inference worker did not start: ${reason}`, { exitCode: 1 }))
+        done({ code, signal, reason })
+      })
+    })
+  }
+
+  /** Writes one request line; false when the worker is gone. */
+  send(request: WorkerRequest): boolean {
+    const stdin = this.#child.stdin
+    if (!stdin || stdin.destroyed || !stdin.writable || this.#child.exitCode !== null || this.#child.signalCode !== null) return false
+    stdin.write(`${JSON.stringify(request)}\n`)
+    return true
+  }
+
+  /** Asks the worker to stop (closing stdin, then SIGTERM), SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<ServeWorkerExit> {
+    const child = this.#child
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin?.end()
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      timer.unref()
+      const exit = await this.exited
+      clearTimeout(timer)
+      return exit
+    }
+    return this.exited
+  }
+}
+
+/**
+ * Starts the inference worker; await `worker.ready` before sending requests.
+ * @example const w = await startServeWorker({ model: 'default' }); await w.ready; w.send({ id: 'r1', op: 'generate', model: 'tiny-phi3', prompt: 'hi' })
+ */
+export async function startServeWorker(opts: ServeWorkerOptions = {}): Promise<ServeWorker> {
+  const paths = opts.paths ?? runtimePaths()
+  if (opts.ensureEnv ?? !opts.worker) await ensurePythonEnv({ paths, onProgress: opts.onProgress })
+  const worker = opts.worker ?? { command: paths.python, args: ['-m', 'headroom_runtime.serve'] }
+  const child = spawn(worker.command, [...worker.args, ...serveWorkerArgs(opts)], {
+    cwd: process.cwd(),
+    env: {
+      ...process.env,
+      PYTHONPATH: [paths.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(':'),
+      PYTHONUNBUFFERED: '1',
+      ...opts.env,
+    },
+    // Its own process group: a terminal Ctrl-C reaches the server, which stops the worker once.
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  return new ServeWorker(child)
+}
+
+/**
+ * Whether the venv can import vLLM, asked of the venv's interpreter (vLLM is not in the lock;
+ * a user installs it where there is a GPU).
+ */
+export async function vllmImportable(paths: RuntimePaths = runtimePaths()): Promise<{ ok: boolean; detail: string }> {
+  const { code, output } = await runQuiet(paths.python, ['-c', 'import vllm; print(vllm.__version__)'], process.env, paths.root)
+  const last = output.trim().split('\n').at(-1) ?? ''
+  return { ok: code === 0, detail: code === 0 ? `vllm ${last}` : last || `exit ${code}` }
+}
+
+/**
+ * Runs vLLM's OpenAI server in the foreground with the given arguments (serve/engine.ts builds
+ * them) and resolves with its exit; SIGINT/SIGTERM are forwarded to it.
+ */
+export function runVllmServer(args: string[], paths: RuntimePaths = runtimePaths()): Promise<ServeWorkerExit> {
+  const child = spawn(paths.python, ['-m', 'vllm.entrypoints.openai.api_server', ...args], { cwd: process.cwd(), stdio: 'inherit', detached: true })
+  const forward = (s: NodeJS.Signals) => child.kill(s)
+  process.on('SIGINT', forward)
+  process.on('SIGTERM', forward)
+  return new Promise((done) => {
+    let spawnError: Error | null = null
+    child.on('error', (err) => (spawnError = err))
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', forward)
+      process.off('SIGTERM', forward)
+      done({ code, signal, reason: spawnError ? `could not start vLLM: ${(spawnError as Error).message}` : describeExit(code, signal) })
+    })
+  })
 }

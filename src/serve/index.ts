@@ -1,0 +1,12 @@
+/** `headroom serve`: the OpenAI-compatible front of the inference worker. */
+export { createServeApp, DEFAULT_BODY_LIMIT_BYTES } from './app.ts'
+export type { ServeAppOptions } from './app.ts'
+export { Dispatcher } from './dispatcher.ts'
+export type { WorkerPort, Submitted } from './dispatcher.ts'
+export { decideEngine, vllmArgs } from './engine.ts'
+export type { EngineChoice, EngineDecision, EngineFacts } from './engine.ts'
+export { ServeMetrics } from './metrics.ts'
+export { OpenAIError, openaiError } from './openai-error.ts'
+export { chatBody, completionBody, toWorkerRequest } from './requests.ts'
+export { startServe, DEFAULT_MAX_CONCURRENCY } from './server.ts'
+export type { RunningServe, ServeOptions } from './server.ts'
