@@ -14,6 +14,8 @@ const COMMANDS: Record<string, string> = {
   init: 'write a tuning ConfigMap from the planner’s recommendation',
   tune: 'run a fine-tune (LoRA, QLoRA or full) with live memory telemetry',
   server: 'serve the API, Prometheus /metrics and the dashboard',
+  submit: 'apply rendered manifests (a Job or KAITO Workspace) to a cluster with server-side apply',
+  status: 'show a submitted Job or Workspace; --follow streams its progress into the run store',
 }
 
 async function loadCommand(name: string): Promise<Command> {
