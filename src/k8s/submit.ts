@@ -137,6 +137,11 @@ function clusterError(err: unknown, t: RequestTarget): Error {
   if (code || e.type === 'system' || /fetch failed|ECONNREFUSED|ENOTFOUND|socket hang up/i.test(e.message ?? '')) {
     return new ExitError(unreachableLine(`${code ? `${code} ` : ''}${e.cause?.message ?? e.message ?? ''}`.trim(), t), { exitCode: 1 })
   }
+  // client-node's own refusals (a plain-http server without insecure-skip-tls-verify, an
+  // exec credential plugin that failed) are about the kubeconfig, not bugs in Headroom.
+  if (err instanceof Error && /kubeconfig|skipTLSVerify|credential|certificate|exec/i.test(err.message)) {
+    return new ExitError(`the kubeconfig of context ${t.context} cannot be used to reach ${t.server}: ${err.message.replace(/^Failed to fetch resource metadata for [^:]+: /, '')}. Fix the context's cluster or user entry (kubectl config view --minify)`, { exitCode: 1 })
+  }
   return err as Error
 }
 

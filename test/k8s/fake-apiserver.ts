@@ -75,7 +75,8 @@ export class FakeApiServer {
         'kind: Config',
         'clusters:',
         `- name: fake`,
-        `  cluster: {server: "${opts.server ?? this.url}"}`,
+        // client-node refuses plain http unless TLS verification is off (there is no TLS to verify).
+        `  cluster: {server: "${opts.server ?? this.url}", insecure-skip-tls-verify: true}`,
         'users:',
         '- name: tester',
         '  user: {token: fake-token}',
