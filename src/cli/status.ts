@@ -39,7 +39,7 @@ export function command(): Command {
 
 function describe(o: Observed): string {
   const why = o.reason ? ` (${o.reason}${o.message ? `: ${o.message}` : ''})` : ''
-  const pods = o.kind === 'Job' || o.active ? `, ${o.active} active pod${o.active === 1 ? '' : 's'}` : ''
+  const pods = o.state === 'running' || o.state === 'pending' ? `, ${o.active} active pod${o.active === 1 ? '' : 's'}` : ''
   return `${o.kind} ${o.name} in namespace ${o.namespace}: ${o.state}${why}${pods}`
 }
 
