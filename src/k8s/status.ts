@@ -165,6 +165,9 @@ export async function findWorkload(reader: ClusterReader, name: string): Promise
   return undefined
 }
 
+/** How many times a pod's log is asked for before following moves on without it. */
+const LOG_TRIES = 3
+
 export type FollowHandlers = {
   /** Every change of the workload's state (watch events and polls), deduplicated. */
   onObserved?: (o: Observed) => void
@@ -222,6 +225,8 @@ export async function follow(
     )
   }
   const streamed = new Set<string>()
+  const logFailures = new Map<string, number>()
+  const delivered = new Map<string, number>()
   const waited = new Set<string>()
   let pods: PodInfo[] = []
   try {
@@ -244,9 +249,21 @@ export async function follow(
         const container = trainerContainer(pod, start.name)
         handlers.onPod?.(pod, container)
         try {
-          await reader.followLog(pod.name, container, (line) => handlers.onLine(line, pod.name))
+          // A retried log starts again from the container's first line: skip what was delivered.
+          let index = 0
+          await reader.followLog(pod.name, container, (line) => {
+            index += 1
+            if (index <= (delivered.get(pod.name) ?? 0)) return
+            delivered.set(pod.name, index)
+            handlers.onLine(line, pod.name)
+          })
         } catch (err) {
-          handlers.onLogError?.(pod.name, (err as Error).message)
+          // A container between states (just started, restarting) refuses its log for a moment:
+          // try that pod again on the next rounds, a few times, before giving up on it.
+          const tries = (logFailures.get(pod.name) ?? 0) + 1
+          logFailures.set(pod.name, tries)
+          if (tries < LOG_TRIES) streamed.delete(pod.name)
+          else handlers.onLogError?.(pod.name, (err as Error).message)
         }
       }
       if (isFinal(latest.state)) {

@@ -13,6 +13,7 @@ import { FakeApiServer } from './fake-apiserver.ts'
 import { openDb, RunStore } from '../../src/store/index.ts'
 import { clusterRunId, endState, jobState, observe, trainerContainer, workspaceState } from '../../src/k8s/status.ts'
 import { trainerEvent } from '../../src/runtime/events.ts'
+import { startServer } from '../../src/server/server.ts'
 
 const BIN = join(import.meta.dirname, '../../bin/headroom')
 let dir: string
@@ -130,7 +131,15 @@ test('status --follow streams the trainer events into the progress view and a st
     assert.equal(run.measuredPeakBytes, 953 * MiB)
     assert.equal(store.samples(id).length, 3, 'one sample per step, for the dashboard charts')
     assert.equal(run.lastSeq, 6)
-    assert.deepEqual(store.listRuns().map((x) => x.id), [id], 'the dashboard’s list shows it')
+    assert.deepEqual(store.listRuns().map((x) => x.id), [id])
+    // The server the dashboard talks to lists it, with its samples, from the same file.
+    const server = await startServer({ db, port: 0 })
+    try {
+      const { runs } = (await (await fetch(`${server.url}/v1/runs`)).json()) as { runs: { id: string; source: string; state: string }[] }
+      assert.deepEqual(runs.map((x) => `${x.id} ${x.source} ${x.state}`), [`${id} cluster succeeded`])
+    } finally {
+      await server.close()
+    }
 
     // Following again replays the pod log from its start: nothing is stored twice.
     const again = await headroom(['status', 'tune-phi3', '--follow', '--kubeconfig', kubeconfig, '--db', db, '--json'])
@@ -164,14 +173,18 @@ test('status --follow of a Job that fails on an OOM: exit 1 with the last event,
           api.put(job('tune-big', { failed: 1, conditions: [{ type: 'Failed', status: 'True', reason: 'PodFailurePolicy', message: 'Container trainer for pod ml/tune-big-q1 failed with exit code 3 matching FailJob rule at index 0' }] }))
         }, 100),
     })
+    // The container refuses its log once (it is still starting): following asks again.
+    api.faults.push({ method: 'GET', pathIncludes: '/pods/tune-big-q1/log', status: 400, reason: 'BadRequest', message: 'container "trainer" in pod "tune-big-q1" is waiting to start: ContainerCreating', times: 1 })
     const r = await headroom(['status', 'tune-big', '--follow', '--kubeconfig', kubeconfig, '--db', db])
     assert.equal(r.status, 1, r.stderr)
+    assert.equal(api.find('/pods/tune-big-q1/log', 'GET').length, 2, 'the log was asked for again after the refusal')
     assert.match(r.stderr, /Job tune-big failed \(PodFailurePolicy: Container trainer .*exit code 3.*\); last event: out of memory at step 2 \(4,096 tokens × batch 4\): CUDA out of memory/)
     assert.doesNotMatch(r.stderr, /\n\s+at /)
     const run = new RunStore(openDb(db)).getRun(clusterRunId('ml', 'tune-big', UID))
     assert.equal(run?.source, 'cluster')
     assert.equal(run?.state, 'oom')
     assert.equal(run?.steps, 1)
+    assert.equal(run?.lastSeq, 3, 'start, step and oom, each stored once')
 
     const once = await headroom(['status', 'tune-big', '--kubeconfig', kubeconfig, '--json'])
     assert.equal(once.status, 1)
@@ -250,3 +263,17 @@ test('the state decisions: Job and Workspace conditions, end state from pods, co
   assert.ok(long.length <= 64 && /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(long), long)
   assert.ok(long.endsWith('.a-very-long-namespace-name.6f1c2a9e'))
 })
+
+const REAL = process.env.KUBECONFIG
+test(
+  'against a real cluster: a name that does not exist is exit 1 with the fix',
+  { skip: REAL ? false : 'KUBECONFIG is not set: no real cluster to ask (the loopback stand-in tests above ran instead)' },
+  async () => {
+    const child = spawn(BIN, ['status', 'headroom-no-such-job-7f3a'], { env: { ...process.env, KUBECONFIG: REAL }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    assert.equal(code, 1, stderr)
+    assert.match(stderr, /no Job or Workspace named headroom-no-such-job-7f3a in namespace \S+ \(context \S+\)/)
+  },
+)
