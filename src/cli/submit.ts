@@ -90,13 +90,39 @@ export function parseManifests(text: string, file: string): ManifestObject[] {
   return out
 }
 
-/** The render flags the user gave, as renderManifests's options. */
-function renderOptions(flags: SubmitFlags): Record<string, unknown> {
-  const opts: Record<string, unknown> = {}
-  for (const k of RENDER_FLAGS) if (flags[k] !== undefined) opts[k] = flags[k]
-  if (flags.namespace) opts.namespace = flags.namespace
-  if (flags.force) opts.force = true
-  return opts
+/**
+ * The render flags as renderManifests's options (src/k8s/types.ts RenderOptions), converted
+ * at the edge as `headroom render` does: the config file read, the model resolved, counts parsed.
+ */
+async function renderOptions(flags: SubmitFlags): Promise<Record<string, unknown>> {
+  const { readConfigFile } = await import('../config/parse.ts')
+  const { loadModel } = await import('../catalog/index.ts')
+  return {
+    target: flags.target,
+    config: flags.config === undefined ? undefined : await readConfigFile(flags.config, '--config'),
+    configFile: flags.config,
+    model: flags.model === undefined ? undefined : await loadModel(flags.model),
+    gpu: flags.gpu,
+    seq: count('--seq', flags.seq),
+    method: flags.method,
+    name: flags.name,
+    namespace: flags.namespace,
+    data: flags.data,
+    outputVolume: flags.outputVolume,
+    outputImage: flags.outputImage,
+    pushSecret: flags.pushSecret,
+    image: flags.image,
+    nproc: count('--nproc', flags.nproc),
+    nnodes: count('--nnodes', flags.nnodes),
+    force: flags.force,
+  }
+}
+
+function count(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n <= 0) throw new ExitError(`${flag} is "${raw}": give a whole number of 1 or more`, { path: flag.slice(2) })
+  return n
 }
 
 // The renderer lives in src/k8s/index.ts (renderManifests); named through a variable so this
@@ -121,7 +147,10 @@ async function objectsFromFlags(flags: SubmitFlags): Promise<{ objects: Manifest
   if (typeof mod.renderManifests !== 'function') {
     throw new ExitError('this build has no renderer (src/k8s/index.ts renderManifests): submit a rendered file with -f FILE', { path: '--file' })
   }
-  const rendered = mod.renderManifests(renderOptions(flags))
+  if (!flags.target) throw new ExitError('submit needs -f FILE (rendered manifests) or --target kaito|job with the render flags', { path: '--target' })
+  // The renderer refuses a job that does not fit (unless --force) before anything is rendered;
+  // admit() below holds the same line for any renderer, so nothing that does not fit is ever sent.
+  const rendered = mod.renderManifests(await renderOptions(flags))
   const warnings = admit(rendered.admission, Boolean(flags.force))
   return { objects: rendered.objects as ManifestObject[], warnings }
 }

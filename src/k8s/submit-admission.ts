@@ -28,6 +28,7 @@ export function admit(a: Admission, force: boolean): string[] {
     throw new ExitError(`the job does not fit: ${need}; nothing was sent to the cluster. Set ${fix} (or pass --force to submit it anyway)`, { exitCode: 1, path: 'admission' })
   }
   const warnings = [...a.warnings]
-  if (!a.fits) warnings.push(`--force: submitting a job that does not fit (${need}); it will likely die out of memory. The fix: ${fix}`)
+  // The renderer already words its own --force warning; add one only when it did not.
+  if (!a.fits && !warnings.some((w) => w.startsWith('--force'))) warnings.push(`--force: submitting a job that does not fit (${need}); it will likely die out of memory. The fix: ${fix}`)
   return warnings
 }
