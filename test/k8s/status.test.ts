@@ -215,13 +215,18 @@ test('status --follow of a KAITO Workspace streams its main container (named aft
   }
 })
 
-test('status of a name that is neither a Job nor a Workspace: exit 1 with the fix; without KAITO the Workspace lookup is skipped', async () => {
+test('status of a name that is neither a Job nor a Workspace: exit 1 with the fix; without KAITO the Workspace lookup is skipped; a 403 is one line', async () => {
   const { api, kubeconfig } = await setup()
   api.kaito = false
   try {
     const r = await headroom(['status', 'nothing', '--kubeconfig', kubeconfig, '--namespace', 'default'])
     assert.equal(r.status, 1)
     assert.match(r.stderr, /no Job or Workspace named nothing in namespace default \(context fake\): check the name \(kubectl get jobs,workspaces -n default\)/)
+    api.faults.push({ method: 'GET', pathIncludes: '/jobs/secret-job', status: 403, reason: 'Forbidden', message: 'jobs.batch "secret-job" is forbidden: User "dev" cannot get resource "jobs"' })
+    const denied = await headroom(['status', 'secret-job', '--kubeconfig', kubeconfig])
+    assert.equal(denied.status, 1)
+    assert.match(denied.stderr, /^headroom: not allowed to get Job secret-job in namespace ml \(403 Forbidden\).*Role that allows "get" on jobs/)
+    assert.equal(denied.stderr.trim().split('\n').length, 1, denied.stderr)
   } finally {
     await api.close()
   }
