@@ -16,6 +16,8 @@ const COMMANDS: Record<string, string> = {
   server: 'serve the API, Prometheus /metrics and the dashboard',
   render: 'render a KAITO Workspace or a batch/v1 Job for a fine-tune, refused when it cannot fit',
   serve: 'serve the model and its adapters over an OpenAI-compatible API',
+  submit: 'apply rendered manifests (a Job or KAITO Workspace) to a cluster with server-side apply',
+  status: 'show a submitted Job or Workspace; --follow streams its progress into the run store',
 }
 
 async function loadCommand(name: string): Promise<Command> {

@@ -8,7 +8,11 @@ import type { RunState, RunSummary, TrainerEvent } from '../runtime/events.ts'
 import { foldEvent, type RunProgress } from './fold.ts'
 import { nextState } from '../runtime/lifecycle.ts'
 
-export type RunSource = 'local' | 'remote'
+/**
+ * local: started by this server; remote: reported with `headroom tune --server`; cluster:
+ * followed on Kubernetes with `headroom status --follow` (the column is TEXT: no migration).
+ */
+export type RunSource = 'local' | 'remote' | 'cluster'
 
 /** A run as the API returns it. Times are Unix epoch milliseconds; sizes are bytes. */
 export type RunRecord = RunProgress & {

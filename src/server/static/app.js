@@ -247,7 +247,7 @@ function showRun(id) {
       const badge = $('#run-state')
       badge.className = `badge ${run.state}`
       badge.textContent = run.state
-      $('#run-meta').textContent = [run.model, run.method, run.deviceName ?? run.device, run.source === 'remote' ? 'reported remotely' : null].filter(Boolean).join(' · ')
+      $('#run-meta').textContent = [run.model, run.method, run.deviceName ?? run.device, run.source === 'remote' ? 'reported remotely' : run.source === 'cluster' ? 'on a Kubernetes cluster' : null].filter(Boolean).join(' · ')
       // The run's one prediction (the planner at the longest batch trained), the same number
       // the terminal, run.json and /metrics show; the max_length worst case only beside it.
       if (run.predictedPeakBytes != null && d.predicted !== run.predictedPeakBytes) {
