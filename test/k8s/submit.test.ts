@@ -219,8 +219,9 @@ test('an object whose namespace disagrees with --namespace is a usage error; an 
 
 test('bad -f input: a missing file, no objects, and -f with render flags', () => {
   const missing = spawnSync(BIN, ['submit', '-f', join(dir, 'nope.yaml')], { encoding: 'utf8' })
-  assert.equal(missing.status, 1)
-  assert.match(missing.stderr, /-f .*nope\.yaml: no such file: give a file written by headroom render -o FILE/)
+  // A missing input file is a usage error (exit 2), as for check and plan --config.
+  assert.equal(missing.status, 2)
+  assert.match(missing.stderr, /nope\.yaml: no such file or directory: give the path of manifests written by headroom render -o FILE/)
   const empty = join(dir, 'empty.yaml')
   writeFileSync(empty, 'just: a map\n')
   const notK8s = spawnSync(BIN, ['submit', '-f', empty], { encoding: 'utf8' })
