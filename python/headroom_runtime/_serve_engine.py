@@ -59,6 +59,7 @@ class Sequence:
     started: float = 0.0
     first_token_at: float | None = None
     finish: str | None = None
+    batch_size: int = 0  # how many requests its batch started with
 
 
 class Engine:
@@ -183,6 +184,7 @@ class Engine:
         for s in seqs:
             s.started = s.started or now
             s.text = CompletionText(s.req.stop)
+            s.batch_size = len(seqs)
             if s.req.temperature > 0:
                 s.generator = torch.Generator(device=self.device)
                 s.generator.manual_seed(s.req.seed if s.req.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
@@ -304,6 +306,3 @@ class PeakMeter:
         self.engine.peak_bytes = max(self.engine.peak_bytes, peak)
         return out
 
-
-def describe(engine: Engine) -> str:
-    return json.dumps({"model": engine.model_id, "adapters": engine.adapter_names, "device": engine.device})

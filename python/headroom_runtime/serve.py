@@ -137,7 +137,8 @@ class Worker:
         now = time.perf_counter()
         send({"id": seq.req.id, "type": "done", "text": self.engine.completion(seq), "finishReason": seq.finish,
               "usage": {"promptTokens": len(seq.prompt_ids), "completionTokens": len(seq.ids)},
-              "ttftSeconds": round((seq.first_token_at or now) - seq.started, 6), "seconds": round(now - seq.started, 6)})
+              "ttftSeconds": round((seq.first_token_at or now) - seq.started, 6), "seconds": round(now - seq.started, 6),
+              "batch": seq.batch_size})
 
     def poll(self) -> set[str]:
         self.drain(block=False)
