@@ -104,7 +104,7 @@ class Worker:
         for s in list(self.waiting):
             if s.req.id == rid:
                 self.waiting.remove(s)
-                send({"id": rid, "type": "error", "kind": "cancelled", "message": f"request {rid} cancelled"})
+                send({"id": rid, "type": "error", "kind": "input", "message": f"request {rid} cancelled (op cancel)"})
                 return
         if any(s.req.id == rid for s in self.running):
             self.cancelled.add(rid)
@@ -132,7 +132,7 @@ class Worker:
     def on_done(self, seq) -> None:
         self.cancelled.discard(seq.req.id)
         if seq.finish == "cancelled":
-            send({"id": seq.req.id, "type": "error", "kind": "cancelled", "message": f"request {seq.req.id} cancelled"})
+            send({"id": seq.req.id, "type": "error", "kind": "input", "message": f"request {seq.req.id} cancelled (op cancel)"})
             return
         now = time.perf_counter()
         send({"id": seq.req.id, "type": "done", "text": self.engine.completion(seq), "finishReason": seq.finish,
