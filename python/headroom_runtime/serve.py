@@ -184,6 +184,12 @@ def main(argv=None) -> int:
     except InputError as exc:
         send({"type": "error", "kind": "input", "message": exc.message})
         return 1
+    except Exception as exc:  # a bug or the machine (out of memory): say so on the protocol, trace on stderr
+        import traceback
+
+        traceback.print_exc()
+        send({"type": "error", "kind": "internal", "message": f"the worker could not start: {type(exc).__name__}: {exc}"})
+        return 1
     log(f"serving {args.model} on {device} ({str(engine.dtype).replace('torch.', '')}), adapters: {', '.join(adapters) or 'none'}")
     send({"type": "ready", "models": [{"id": engine.model_id, "kind": "base"}] + [{"id": n, "kind": "adapter"} for n in adapters],
           "device": device, "dtype": str(engine.dtype).replace("torch.", ""), "maxBatch": args.max_batch,
