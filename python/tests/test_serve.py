@@ -285,6 +285,19 @@ def test_bad_adapter_dir_is_an_error_line_and_exit_1(tmp_path):
     assert "Traceback" not in w.proc.stderr.read()
 
 
+def test_adapter_of_another_base_model_is_an_error_line_and_exit_1(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    llama = AutoModelForCausalLM.from_pretrained(assets.ensure("tiny-llama"), dtype=torch.float32)
+    get_peft_model(llama, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "llama-lora")
+    w = Worker("--model", "default", "--device", "cpu", "--adapter", f"wrong={tmp_path / 'llama-lora'}")
+    assert w.ready["type"] == "error" and w.ready["kind"] == "input"
+    assert w.ready["message"].startswith(f"adapter wrong: cannot load {tmp_path / 'llama-lora'} onto default")
+    assert w.proc.wait(timeout=60) == 1
+
+
 def test_messages_need_a_chat_template(tmp_path):
     # A copy of the tiny Llama without its chat template.
     model = tmp_path / "no-template"
