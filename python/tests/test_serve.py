@@ -276,6 +276,31 @@ def test_cancel_ends_a_running_request(worker):
     assert len(events) < 400
 
 
+def test_every_stdout_line_parses_with_the_servers_schema(request):
+    """The TypeScript side's zod schema for worker lines (src/runtime/serve-events.ts, owned by
+    the server) accepts every line this module's worker wrote: ready, tokens, done, errors, stats."""
+    schema = REPO / "src/runtime/serve-events.ts"
+    if not schema.is_file() or shutil.which("node") is None:
+        pytest.skip(f"{schema} (the server's side of the protocol) or node is missing")
+    worker = request.getfixturevalue("worker")
+    lines = [line for line in worker.raw if line.strip()]
+    types = {json.loads(line)["type"] for line in lines}
+    assert {"ready", "token", "done", "error", "stats"} <= types
+    script = (
+        "import { parseWorkerLine } from " + json.dumps(str(schema)) + ";\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const lines = readFileSync(0, 'utf8').split('\\n').filter((l) => l.trim());\n"
+        "const bad = lines.map((l) => [l.slice(0, 200), parseWorkerLine(l)]).filter(([, r]) => r.kind !== 'event');\n"
+        "console.log(JSON.stringify({ checked: lines.length, bad }));\n"
+    )
+    proc = subprocess.run(["node", "--import", "tsx", "-e", script], cwd=REPO, input="".join(lines),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["checked"] == len(lines)
+    assert report["bad"] == [], json.dumps(report["bad"], indent=1)
+
+
 def test_bad_adapter_dir_is_an_error_line_and_exit_1(tmp_path):
     missing = tmp_path / "nowhere"
     w = Worker("--model", "default", "--device", "cpu", "--adapter", f"broken={missing}")
