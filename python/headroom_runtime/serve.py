@@ -27,7 +27,8 @@ _EOF = object()
 
 
 def send(obj: dict) -> None:
-    line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # ASCII with \u escapes: the pipe carries the same bytes whatever the locale's encoding is.
+    line = json.dumps(obj, separators=(",", ":"))
     with _write_lock:
         try:
             sys.stdout.write(line + "\n")
@@ -59,7 +60,9 @@ class Worker:
         self.eof = False
 
     def reader(self, stream) -> None:
-        for line in stream:
+        """Queues stdin lines; bytes are UTF-8 (JSON's encoding) whatever the locale says."""
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
             if line.strip():
                 self.inbox.put(line)
         self.inbox.put(_EOF)
@@ -195,7 +198,7 @@ def main(argv=None) -> int:
           "device": device, "dtype": str(engine.dtype).replace("torch.", ""), "maxBatch": args.max_batch,
           "maxPositions": engine.max_positions, "memory": engine.memory()})
     worker = Worker(engine)
-    threading.Thread(target=worker.reader, args=(sys.stdin,), daemon=True).start()
+    threading.Thread(target=worker.reader, args=(sys.stdin.buffer,), daemon=True).start()
     worker.run()
     return 0
 

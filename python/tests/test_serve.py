@@ -233,6 +233,13 @@ def test_bad_requests_get_errors_and_the_worker_keeps_serving(worker):
     assert got["u5"][-1]["type"] == "done"
 
 
+def test_non_ascii_ids_and_prompts_round_trip(worker):
+    done = worker.generate("grüße-✓", prompt="Grüße, wörld ✓ 日本", max_tokens=4)
+    assert done["type"] == "done" and done["id"] == "grüße-✓"
+    assert done["usage"]["promptTokens"] > len("Grüße, wörld ✓ 日本") // 2  # byte-level: several tokens a character
+    assert all(line.isascii() for line in worker.raw)  # \u escapes on the pipe, whatever the locale
+
+
 def test_fifty_requests_in_flight_all_answered(worker):
     ids = [f"many-{i}" for i in range(50)]
     models = ["default", "mine", "kaito-one"]
