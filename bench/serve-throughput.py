@@ -81,6 +81,7 @@ class WorkerClient:
         seconds = time.perf_counter() - start
         events = [self.done[rid] for rid in ids]
         assert all(e["type"] == "done" for e in events), [e for e in events if e["type"] != "done"][:1]
+        self.last_batches = [e["batch"] for e in events]
         return seconds, sum(e["usage"]["completionTokens"] for e in events), [e["text"] for e in events]
 
     def close(self):
@@ -134,7 +135,10 @@ def main() -> None:
             reference = reference or texts
             # Same greedy texts from all three, or the comparison would not be like for like.
             assert texts == reference, f"{mode} round {r}: greedy output differs from transformers' generate"
-            runs[mode].append({"seconds": round(seconds, 3), "tokens": tokens, "tokensPerSecond": round(tokens / seconds, 1)})
+            run = {"seconds": round(seconds, 3), "tokens": tokens, "tokensPerSecond": round(tokens / seconds, 1)}
+            if mode == "c_worker_concurrent":  # how full the worker's batches were (requests per batch, by request)
+                run["meanBatch"] = round(statistics.mean(batched.last_batches), 2)
+            runs[mode].append(run)
             print(f"round {r + 1} {mode:22s} {tokens} tokens in {seconds:6.2f}s = {tokens / seconds:7.1f} tok/s", flush=True)
     single.close()
     batched.close()

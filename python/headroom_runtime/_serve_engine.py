@@ -10,7 +10,6 @@ position only (`logits_to_keep=1`).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
