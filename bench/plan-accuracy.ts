@@ -191,7 +191,7 @@ function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boo
     : spec.input.targets
   return {
     model: arch,
-    phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16,
+    phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16, loraDropout: 0,
     targets: QV, batch: 1, seq: 512, gradientCheckpointing: false, attention: 'sdpa', optimizer: 'adamw',
     gpu: null, gpus: 1, parallelism: 'ddp', device: 'cuda',
     // None of these sources set expandable_segments; it only matters for reserved/device rows.

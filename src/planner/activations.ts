@@ -6,7 +6,7 @@
  * the constants are re-derived per tensor because Llama-style blocks differ from GPT's 34*sbh.
  */
 import { BYTES_PER_ELEMENT, type Dtype, type Quant } from '../units.ts'
-import type { Attention, Method } from './types.ts'
+import type { Attention, Device, Method } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM } from './adapters.ts'
 import type { LinearRole, ModelShape } from './shape.ts'
 import type { TargetMatch } from './targets.ts'
@@ -27,6 +27,18 @@ export const BACKWARD_MLP_GRADS = 3
 
 const NONE: ReadonlySet<string> = new Set()
 
+/**
+ * Bytes per element of the mask a LoRA dropout keeps for backward, by device. torch 2.13
+ * aten/src/ATen/native/Dropout.cpp: `dropout` takes the fused `native_dropout` only when
+ * is_fused_kernel_acceptable (CUDA/XPU/lazy input), which saves a bool mask (1 B per element); on
+ * CPU it runs `_dropout_impl`, input * (bernoulli(1-p) / (1-p)), whose mul saves the scaled noise in
+ * the input's dtype. peft casts the input to lora_A's dtype (fp32) before dropout, so CPU keeps
+ * 4 B per element: measured with MemTracker at Phi-3-mini's widths (docs/accuracy.md, "LoRA dropout").
+ */
+export function dropoutMaskBytesPerElement(device: Device): number {
+  return device === 'cuda' ? 1 : ADAPTER_BYTES_PER_PARAM
+}
+
 export type ActivationOptions = {
   method: Method
   dtype: Dtype
@@ -38,6 +50,10 @@ export type ActivationOptions = {
   rank: number
   /** The bitsandbytes release keeps each 4-bit matmul's input for backward (see QUANT_SAVES_INPUT). */
   quantSavesInput: boolean
+  /** peft LoraConfig.lora_dropout, 0 <= p < 1; only whether it is above 0 changes memory. */
+  loraDropout: number
+  /** Where the step runs: the dropout mask's size differs (dropoutMaskBytesPerElement). */
+  device: Device
 }
 
 /** Saved bytes of one decoder block, as coefficients of tokens (b*s) and of b*s^2. */
@@ -75,7 +91,7 @@ export function streamBytes(o: Pick<ActivationOptions, 'dtype' | 'kbitPrepared'>
 
 /**
  * One block's saved activations under these settings.
- * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8, quantSavesInput: false })
+ * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8, quantSavesInput: false, loraDropout: 0, device: 'cuda' })
  */
 export function layerActivations(shape: ModelShape, match: TargetMatch, o: ActivationOptions): LayerActivations {
   const arch = shape.arch
@@ -113,8 +129,13 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
         else copies += C * d
       }
       if (lora.has(m.name)) {
-        // peft lora.Linear.forward casts x to lora_A.weight.dtype (fp32) and lora_A keeps it; lora_B keeps A's output.
-        if (S === ADAPTER_BYTES_PER_PARAM) shared = true
+        // peft lora.Linear.forward: lora_B(lora_A(dropout(x.to(lora_A.weight.dtype)))); lora_B keeps A's output.
+        // Dropout 0 is nn.Identity: lora_A keeps the cast input (the stream itself when that is fp32). Above 0,
+        // nn.Dropout makes a new fp32 tensor per module, which lora_A keeps, and keeps its own mask; the cast
+        // copy is then kept by neither (the mask's mul needs only the noise), and the block's other
+        // savers of x are counted by role above, so p changes nothing beyond p > 0.
+        if (o.loraDropout > 0) copies += (ADAPTER_BYTES_PER_PARAM + dropoutMaskBytesPerElement(o.device)) * d
+        else if (S === ADAPTER_BYTES_PER_PARAM) shared = true
         else copies += ADAPTER_BYTES_PER_PARAM * d
         copies += ADAPTER_BYTES_PER_PARAM * o.rank
       }

@@ -163,6 +163,7 @@ function randomInput(r: () => number, model: ModelArch, device: 'cpu' | 'cuda'):
     doubleQuant: (quant === 'nf4' || quant === 'fp4') && r() < 0.5,
     rank: pick([1, 4, 8, 16, 64, 256]),
     alpha: pick([1, 8, 16, 32, 0.5]),
+    loraDropout: pick([0, 0.05, 0.1, 0.5]),
     targets: r() < 0.2 ? 'all-linear' : subset.length ? subset : [names[0]],
     batch: 1 + Math.floor(r() * 32),
     seq: 1 + Math.floor(r() * model.maxPositionEmbeddings),
