@@ -72,6 +72,11 @@ export type LayerActivations = {
   backwardBytesPerToken: number
   /** Bytes per (token x sequence length) of the same: eager attention's probability gradients. */
   backwardBytesPerTokenSeq: number
+  /**
+   * Bytes per token the first block keeps less when nothing before it needs a gradient (no checkpointing, so no
+   * enable_input_require_grads): its first adapted input does not require grad, so its dropouts keep no mask.
+   */
+  firstBlockNoMaskBytesPerToken: number
 }
 
 /**
@@ -111,6 +116,9 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
 
   // Inputs of the block's Linears, by where they come from.
   const dims: Record<LinearRole, number> = { 'attn-in': h, 'attn-out': q, 'mlp-in': h, 'mlp-out': arch.intermediateSize }
+  const dropoutMask = o.loraDropout > 0 ? dropoutMaskBytesPerElement(o.device) : 0
+  let firstBlockNoMask = 0
+  let firstBlockRole: LinearRole | null = null
   for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
     const d = dims[role]
     let shared = false
@@ -134,10 +142,16 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
         // nn.Dropout makes a new fp32 tensor per module, which lora_A keeps, and keeps its own mask; the cast
         // copy is then kept by neither (the mask's mul needs only the noise), and the block's other
         // savers of x are counted by role above, so p changes nothing beyond p > 0.
-        if (o.loraDropout > 0) copies += (ADAPTER_BYTES_PER_PARAM + dropoutMaskBytesPerElement(o.device)) * d
+        if (dropoutMask > 0) copies += (ADAPTER_BYTES_PER_PARAM + dropoutMask) * d
         else if (S === ADAPTER_BYTES_PER_PARAM) shared = true
         else copies += ADAPTER_BYTES_PER_PARAM * d
         copies += ADAPTER_BYTES_PER_PARAM * o.rank
+        // The mul inside dropout saves its mask only for a gradient of its input; in block 0 the first adapted
+        // input has no trainable parameter upstream. Measured: docs/accuracy.md, "LoRA dropout".
+        if (firstBlockRole === null || firstBlockRole === role) {
+          firstBlockRole = role
+          firstBlockNoMask += dropoutMask * d
+        }
       }
     }
     // flash_attention_2 returns [b, s, heads, d]; o_proj's input is a view of the kernel output saved below.
@@ -176,6 +190,7 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     dequantBytes: quantized ? shape.largestLinearParams * C : 0,
     backwardBytesPerToken: BACKWARD_MLP_GRADS * arch.intermediateSize * S,
     backwardBytesPerTokenSeq: o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0,
+    firstBlockNoMaskBytesPerToken: firstBlockNoMask,
   }
 }
 
@@ -206,5 +221,5 @@ export function activationTerms(
   if (gradientCheckpointing) {
     return { heldBytes: numLayers * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
   }
-  return { heldBytes: numLayers * oneLayer + mask, layerBackwardBytes: workspace }
+  return { heldBytes: numLayers * oneLayer + mask - tokens * layer.firstBlockNoMaskBytesPerToken, layerBackwardBytes: workspace }
 }
