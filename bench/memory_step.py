@@ -11,7 +11,9 @@ stdout; a configuration that runs out of memory is recorded (state "oom") and th
 
     python bench/memory_step.py --device cpu --layers 1 --configs '[{"method":"qlora","seq":2048,"gc":false,"attention":"sdpa"}]'
 
-Configurations are grouped by method so that each model is loaded once per method.
+A configuration may set `dropout` (LoraConfig.lora_dropout, default 0.0 as KAITO's templates).
+Configurations are grouped by method and dropout so that each model is loaded once per pair
+(peft builds the dropout module when it wraps the model).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--layers", type=int, default=32, help="decoder blocks (real widths; fewer blocks to fit a CPU)")
-    p.add_argument("--configs", required=True, help="JSON list of {method, seq, gc, attention, batch?, rank?, targets?}")
+    p.add_argument("--configs", required=True, help="JSON list of {method, seq, gc, attention, batch?, rank?, targets?, dropout?}")
     p.add_argument("--cache", default=os.environ.get("HEADROOM_BENCH_CACHE", "/tmp/headroom-bench-models"))
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
@@ -89,7 +91,9 @@ def prepare(model, method: str, cfg: dict):
         # Checkpointing is switched per configuration below; the fp32 casts are what matters here.
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     targets = cfg.get("targets") or PHI3_ALL_LINEAR
-    return peft.get_peft_model(model, peft.LoraConfig(r=int(cfg.get("rank", 8)), lora_alpha=8, lora_dropout=0.0, target_modules=targets))
+    # lora_dropout > 0 makes peft put an nn.Dropout before each lora_A (nn.Identity at 0.0).
+    dropout = float(cfg.get("dropout", 0.0))
+    return peft.get_peft_model(model, peft.LoraConfig(r=int(cfg.get("rank", 8)), lora_alpha=8, lora_dropout=dropout, target_modules=targets))
 
 
 def set_mode(model, cfg: dict) -> None:
@@ -174,13 +178,13 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     configs = json.loads(args.configs)
     path = model_dir(args.cache, args.layers, args.device)
-    for method in dict.fromkeys(c["method"] for c in configs):
-        group = [c for c in configs if c["method"] == method]
+    for method, dropout in dict.fromkeys((c["method"], float(c.get("dropout", 0.0))) for c in configs):
+        group = [c for c in configs if c["method"] == method and float(c.get("dropout", 0.0)) == dropout]
         model, optimizer, quant_tensors = setup(path, method, args.device, group[0])
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         for cfg in group:
             out = run_config(model, optimizer, cfg, args.device, quant_tensors)
-            out.update(layers=args.layers, trainableParams=trainable)
+            out.update(layers=args.layers, trainableParams=trainable, dropout=dropout)
             print(json.dumps(out), flush=True)
         del model, optimizer, quant_tensors
         release(args.device)

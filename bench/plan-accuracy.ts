@@ -50,7 +50,17 @@ const QV = ['q_proj', 'v_proj']
 const ALL_AND_HEAD = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head']
 const LORA = { method: 'lora', quant: 'none', doubleQuant: false } as const
 const QLORA = { method: 'qlora', quant: 'nf4', doubleQuant: false } as const
-const LITGPT = { attention: 'sdpa', gradientCheckpointing: false, batch: 1, seq: 1304, rank: 8, targets: QV } as const
+// LoRA dropout as each source's code ran it (none of the CSV's columns gives it; the notes name the configs):
+// lit-gpt finetune/lora.py (commit 8641822, the resource tables' and the 2023 articles' script) sets lora_dropout = 0.05;
+// every litgpt config_hub/finetune/<model>/{lora,qlora}.yaml the config hub rows name sets lora_dropout: 0.05 (also at
+// 00af8b0 for Llama-3.2); torchtune's 7B_lora/qlora_single_device configs (0914d5c, ff594c2, fef3ed1) leave it to the
+// lora_llama2_7b / qlora_llama2_7b builders, whose default is lora_dropout=0.05. The seed's rows are KAITO's templates: 0.0.
+const DROPOUT_SOURCES: { rows: [number, number]; source: string }[] = [
+  { rows: [9, 23], source: "lora_dropout 0.05: torchtune's lora_llama2_7b/qlora_llama2_7b builder default (the config leaves it)" },
+  { rows: [50, 66], source: 'lora_dropout 0.05: lit-gpt finetune/lora.py (commit 8641822)' },
+  { rows: [67, 78], source: 'lora_dropout 0.05: config_hub/finetune/<model>/<method>.yaml' },
+]
+const LITGPT = { attention: 'sdpa', gradientCheckpointing: false, batch: 1, seq: 1304, rank: 8, targets: QV, loraDropout: 0.05 } as const
 const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not counted on device)'
 // lit-gpt quantizes with bitsandbytes but without peft's k-bit preparation (bf16 stream, 16-bit embeddings and head),
 // on the 2023 bitsandbytes whose MatMul4Bit kept its input (ctx.tensors = (A, B)).
@@ -58,7 +68,7 @@ const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true }
 // torchtune's QLoRA: torchao NF4Tensor, no peft preparation; its linear_nf4 saves only the weight.
 const TORCHTUNE_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: false }
 const HUB = 'assumed 512 tokens: litgpt forces the longest sample first and Alpaca2k has samples above 512'
-const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw' } as const
+const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw', loraDropout: 0.05 } as const
 const TT_NOTE = 'assumed a 512-token batch (alpaca_cleaned truncated at max_seq_len 512); torchtune, not peft'
 
 /** Data row number (1-based, header excluded) -> how to plan it, as a bound, or why it is skipped. */
@@ -191,7 +201,7 @@ function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boo
     : spec.input.targets
   return {
     model: arch,
-    phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16,
+    phase: 'train', method: 'lora', dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 16, loraDropout: 0,
     targets: QV, batch: 1, seq: 512, gradientCheckpointing: false, attention: 'sdpa', optimizer: 'adamw',
     gpu: null, gpus: 1, parallelism: 'ddp', device: 'cuda',
     // None of these sources set expandable_segments; it only matters for reserved/device rows.
@@ -223,9 +233,12 @@ rows.forEach((r, i) => {
   const name = r.model
   if (spec === undefined) return skipped.push({ row: n, model: name, reason: 'no interpretation written for this row' })
   if (typeof spec === 'string') return skipped.push({ row: n, model: name, reason: spec })
+  const dropped = (spec.input.loraDropout ?? 0) > 0 ? DROPOUT_SOURCES.find((d) => n >= d.rows[0] && n <= d.rows[1]) : undefined
+  if ((spec.input.loraDropout ?? 0) > 0 && !dropped) throw new Error(`row ${n} plans lora_dropout ${spec.input.loraDropout} with no source for it`)
+  const note = [spec.note, dropped?.source].filter(Boolean).join('; ') || undefined
   const t = memoryTerms(inputFor(spec), 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH)
   if ('above' in spec) {
-    return checked.push({ row: n, model: name, bound: `> ${spec.above / 1e9} GB`, predictedBytes: t.peakBytes, pass: t.peakBytes > spec.above, note: spec.note })
+    return checked.push({ row: n, model: name, bound: `> ${spec.above / 1e9} GB`, predictedBytes: t.peakBytes, pass: t.peakBytes > spec.above, note: note ?? '' })
   }
   const measuredBytes = Number(r.measured_peak_gb) * spec.unit
   if (!Number.isFinite(measuredBytes)) throw new Error(`row ${n}: measured_peak_gb ${r.measured_peak_gb} is not a number`)
@@ -233,7 +246,7 @@ rows.forEach((r, i) => {
   const predictedBytes = spec.measure === 'allocated' ? t.peakAllocatedBytes : spec.measure === 'reserved' ? t.peakBytes - CUDA_CONTEXT_BYTES : t.peakBytes
   scored.push({
     row: n, group: groupOf(n, r.method.split(' ')[0]), model: name, method: r.method.split(' ')[0], measure: spec.measure, measuredBytes, predictedBytes,
-    errorPct: (100 * (predictedBytes - measuredBytes)) / measuredBytes, calibration: spec.calibration ?? false, note: spec.note,
+    errorPct: (100 * (predictedBytes - measuredBytes)) / measuredBytes, calibration: spec.calibration ?? false, note,
   })
 })
 

@@ -22,7 +22,7 @@ function base(model: string, gpu: string, patch: Partial<PlanInput> = {}): PlanI
   const arch = findModelSync(model)
   if (!arch) throw new Error(`no catalog model ${model}`)
   return {
-    model: arch, phase: 'train', method: 'qlora', dtype: 'bf16', quant: 'nf4', doubleQuant: true, rank: 8, alpha: 8,
+    model: arch, phase: 'train', method: 'qlora', dtype: 'bf16', quant: 'nf4', doubleQuant: true, rank: 8, alpha: 8, loraDropout: 0,
     targets: ['k_proj', 'q_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'], batch: 1, seq: 2048,
     gradientCheckpointing: true, attention: 'sdpa', optimizer: 'adamw', gpu: findHardware(gpu).gpu, gpus: 1,
     parallelism: 'ddp', device: 'cuda', expandableSegments: true, ...patch,

@@ -79,7 +79,7 @@ for (const c of quick ? cases.slice(0, 1) : cases.filter((x) => !only || x.model
   }
   const traced = JSON.parse(line) as { peakAllocatedBytes: number; params: number; breakdown: Record<string, number> }
   const input: PlanInput = {
-    model: arch, phase: 'train', method: c.method, dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 8,
+    model: arch, phase: 'train', method: c.method, dtype: 'bf16', quant: 'none', doubleQuant: false, rank: 8, alpha: 8, loraDropout: 0,
     targets: c.targets === 'all-linear' ? 'all-linear' : c.targets.split(','), batch: c.batch, seq: c.seq,
     gradientCheckpointing: c.gc, attention: c.attention, optimizer: 'adamw', gpu: null, gpus: 1, parallelism: 'ddp',
     device: 'cpu', expandableSegments: true,

@@ -66,7 +66,7 @@ function phi3(layers: number) {
 function planFor(m: Measured) {
   const input: PlanInput = {
     model: phi3(m.layers), phase: 'train', method: m.method, dtype: 'bf16', quant: m.method === 'qlora' ? 'nf4' : 'none', doubleQuant: m.method === 'qlora',
-    rank: 8, alpha: 8, targets: 'all-linear', batch: m.batch, seq: m.seq, gradientCheckpointing: m.gc, attention: m.attention, optimizer: 'adamw',
+    rank: 8, alpha: 8, loraDropout: 0, targets: 'all-linear', batch: m.batch, seq: m.seq, gradientCheckpointing: m.gc, attention: m.attention, optimizer: 'adamw',
     gpu: null, gpus: 1, parallelism: 'ddp', device: 'cpu', expandableSegments: false,
   }
   return memoryTerms(input)

@@ -40,7 +40,7 @@ export type DecodeContext = {
 }
 
 /** The knobs decode resolves from the file (PlanInput's memory knobs). */
-export type Knob = 'method' | 'dtype' | 'quant' | 'doubleQuant' | 'rank' | 'alpha' | 'targets' | 'batch' | 'seq' | 'gradientCheckpointing' | 'attention' | 'optimizer'
+export type Knob = 'method' | 'dtype' | 'quant' | 'doubleQuant' | 'rank' | 'alpha' | 'loraDropout' | 'targets' | 'batch' | 'seq' | 'gradientCheckpointing' | 'attention' | 'optimizer'
 
 /** A PlanInput and, per knob, where its value came from (a config key, a library default, the device). */
 export type Decoded = { input: PlanInput; sources: Record<Knob, string> }
@@ -84,6 +84,8 @@ export const RUNTIME_DEFAULTS = {
   /** peft LoraConfig.r and lora_alpha. */
   rank: 8,
   alpha: 8,
+  /** peft LoraConfig.lora_dropout. */
+  loraDropout: 0.0,
   /** transformers BitsAndBytesConfig.bnb_4bit_quant_type. */
   quantType: 'fp4' as Quant,
   /** BitsAndBytesConfig.bnb_4bit_compute_dtype None means float32. */
@@ -159,6 +161,8 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
   from('rank', rank, l.r !== undefined ? 'LoraConfig.r' : 'default: peft LoraConfig.r')
   const alpha = num(l.lora_alpha) ?? RUNTIME_DEFAULTS.alpha
   from('alpha', alpha, l.lora_alpha !== undefined ? 'LoraConfig.lora_alpha' : 'default: peft LoraConfig.lora_alpha')
+  const loraDropout = num(l.lora_dropout) ?? RUNTIME_DEFAULTS.loraDropout
+  from('loraDropout', loraDropout, l.lora_dropout !== undefined ? 'LoraConfig.lora_dropout' : 'default: peft LoraConfig.lora_dropout')
   const targets = decodeTargets(l.target_modules, ctx.model, env.DEFAULT_TARGET_MODULES, from)
 
   const batch = num(t.per_device_train_batch_size) ?? RUNTIME_DEFAULTS.batch
@@ -188,6 +192,7 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
     doubleQuant,
     rank,
     alpha,
+    loraDropout,
     targets,
     batch,
     seq,
@@ -311,6 +316,7 @@ export function encode(input: PlanInput, base: Sections = {}): Sections {
   const lora = (s.LoraConfig ??= {})
   lora.r = input.rank
   lora.lora_alpha = input.alpha
+  lora.lora_dropout = input.loraDropout
   lora.target_modules = input.targets === 'all-linear' ? 'all-linear' : [...input.targets]
   // KAITO's ModelConfig has no attn_implementation: write it only when it is not the default.
   const attnGiven = typeof model.attn_implementation === 'string' ? ATTENTION_OF[model.attn_implementation] : undefined

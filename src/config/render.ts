@@ -35,7 +35,7 @@ function baseSections(input: PlanInput, hardware: Hardware): Sections {
   return {
     ModelConfig: { local_files_only: true, device_map: 'auto' },
     QuantizationConfig: {},
-    LoraConfig: { lora_dropout: 0.0 },
+    LoraConfig: {},
     TrainingArguments: { output_dir: '/mnt/results', gradient_accumulation_steps: 1, ...precision, save_strategy: 'no', ddp_find_unused_parameters: false },
     DataCollator: { mlm: false },
     DatasetConfig: { shuffle_dataset: true, train_test_split: 1 },
@@ -64,7 +64,9 @@ function commentFor(key: string, input: PlanInput, plan: MemoryPlan): string | u
     case 'LoraConfig.r':
       return `memory: adapters + their gradients and optimizer state, ${formatBytes(b.adapters + b.gradients + b.optimizer)}`
     case 'LoraConfig.lora_dropout':
-      return 'memory: > 0 keeps a dropout mask per adapted input'
+      return input.loraDropout > 0
+        ? 'memory: > 0 keeps a dropped copy of each adapted input and its mask (planned)'
+        : 'memory: 0 keeps nothing extra; > 0 keeps a dropped copy of each adapted input and its mask'
     case 'LoraConfig.target_modules':
       return `memory: ${formatCount(plan.trainableParams)} trainable parameters (${plan.trainablePercent.toFixed(2)}%)`
     case 'TrainingArguments.per_device_train_batch_size':

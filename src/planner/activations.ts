@@ -6,7 +6,7 @@
  * the constants are re-derived per tensor because Llama-style blocks differ from GPT's 34*sbh.
  */
 import { BYTES_PER_ELEMENT, type Dtype, type Quant } from '../units.ts'
-import type { Attention, Method } from './types.ts'
+import type { Attention, Device, Method } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM } from './adapters.ts'
 import type { LinearRole, ModelShape } from './shape.ts'
 import type { TargetMatch } from './targets.ts'
@@ -27,6 +27,18 @@ export const BACKWARD_MLP_GRADS = 3
 
 const NONE: ReadonlySet<string> = new Set()
 
+/**
+ * Bytes per element of the mask a LoRA dropout keeps for backward, by device. torch 2.13
+ * aten/src/ATen/native/Dropout.cpp: `dropout` takes the fused `native_dropout` only when
+ * is_fused_kernel_acceptable (CUDA/XPU/lazy input), which saves a bool mask (1 B per element); on
+ * CPU it runs `_dropout_impl`, input * (bernoulli(1-p) / (1-p)), whose mul saves the scaled noise in
+ * the input's dtype. peft casts the input to lora_A's dtype (fp32) before dropout, so CPU keeps
+ * 4 B per element: measured with MemTracker at Phi-3-mini's widths (docs/accuracy.md, "LoRA dropout").
+ */
+export function dropoutMaskBytesPerElement(device: Device): number {
+  return device === 'cuda' ? 1 : ADAPTER_BYTES_PER_PARAM
+}
+
 export type ActivationOptions = {
   method: Method
   dtype: Dtype
@@ -38,6 +50,10 @@ export type ActivationOptions = {
   rank: number
   /** The bitsandbytes release keeps each 4-bit matmul's input for backward (see QUANT_SAVES_INPUT). */
   quantSavesInput: boolean
+  /** peft LoraConfig.lora_dropout, 0 <= p < 1; only whether it is above 0 changes memory. */
+  loraDropout: number
+  /** Where the step runs: the dropout mask's size differs (dropoutMaskBytesPerElement). */
+  device: Device
 }
 
 /** Saved bytes of one decoder block, as coefficients of tokens (b*s) and of b*s^2. */
@@ -56,6 +72,11 @@ export type LayerActivations = {
   backwardBytesPerToken: number
   /** Bytes per (token x sequence length) of the same: eager attention's probability gradients. */
   backwardBytesPerTokenSeq: number
+  /**
+   * Bytes per token the first block keeps less when nothing before it needs a gradient (no checkpointing, so no
+   * enable_input_require_grads): its first adapted input does not require grad, so its dropouts keep no mask.
+   */
+  firstBlockNoMaskBytesPerToken: number
 }
 
 /**
@@ -75,7 +96,7 @@ export function streamBytes(o: Pick<ActivationOptions, 'dtype' | 'kbitPrepared'>
 
 /**
  * One block's saved activations under these settings.
- * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8, quantSavesInput: false })
+ * @example layerActivations(shape, match, { method: 'lora', dtype: 'bf16', quant: 'none', kbitPrepared: false, attention: 'eager', gradientCheckpointing: false, rank: 8, quantSavesInput: false, loraDropout: 0, device: 'cuda' })
  */
 export function layerActivations(shape: ModelShape, match: TargetMatch, o: ActivationOptions): LayerActivations {
   const arch = shape.arch
@@ -95,6 +116,9 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
 
   // Inputs of the block's Linears, by where they come from.
   const dims: Record<LinearRole, number> = { 'attn-in': h, 'attn-out': q, 'mlp-in': h, 'mlp-out': arch.intermediateSize }
+  const dropoutMask = o.loraDropout > 0 ? dropoutMaskBytesPerElement(o.device) : 0
+  let firstBlockNoMask = 0
+  let firstBlockRole: LinearRole | null = null
   for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
     const d = dims[role]
     let shared = false
@@ -113,10 +137,21 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
         else copies += C * d
       }
       if (lora.has(m.name)) {
-        // peft lora.Linear.forward casts x to lora_A.weight.dtype (fp32) and lora_A keeps it; lora_B keeps A's output.
-        if (S === ADAPTER_BYTES_PER_PARAM) shared = true
+        // peft lora.Linear.forward: lora_B(lora_A(dropout(x.to(lora_A.weight.dtype)))); lora_B keeps A's output.
+        // Dropout 0 is nn.Identity: lora_A keeps the cast input (the stream itself when that is fp32). Above 0,
+        // nn.Dropout makes a new fp32 tensor per module, which lora_A keeps, and keeps its own mask; the cast
+        // copy is then kept by neither (the mask's mul needs only the noise), and the block's other
+        // savers of x are counted by role above, so p changes nothing beyond p > 0.
+        if (dropoutMask > 0) copies += (ADAPTER_BYTES_PER_PARAM + dropoutMask) * d
+        else if (S === ADAPTER_BYTES_PER_PARAM) shared = true
         else copies += ADAPTER_BYTES_PER_PARAM * d
         copies += ADAPTER_BYTES_PER_PARAM * o.rank
+        // The mul inside dropout saves its mask only for a gradient of its input; in block 0 the first adapted
+        // input has no trainable parameter upstream. Measured: docs/accuracy.md, "LoRA dropout".
+        if (firstBlockRole === null || firstBlockRole === role) {
+          firstBlockRole = role
+          firstBlockNoMask += dropoutMask * d
+        }
       }
     }
     // flash_attention_2 returns [b, s, heads, d]; o_proj's input is a view of the kernel output saved below.
@@ -155,6 +190,7 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     dequantBytes: quantized ? shape.largestLinearParams * C : 0,
     backwardBytesPerToken: BACKWARD_MLP_GRADS * arch.intermediateSize * S,
     backwardBytesPerTokenSeq: o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0,
+    firstBlockNoMaskBytesPerToken: firstBlockNoMask,
   }
 }
 
@@ -185,5 +221,5 @@ export function activationTerms(
   if (gradientCheckpointing) {
     return { heldBytes: numLayers * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
   }
-  return { heldBytes: numLayers * oneLayer + mask, layerBackwardBytes: workspace }
+  return { heldBytes: numLayers * oneLayer + mask - tokens * layer.firstBlockNoMaskBytesPerToken, layerBackwardBytes: workspace }
 }

@@ -27,8 +27,9 @@ export const QUANTS_MATCH_UNITS: Same<(typeof QUANTS)[number], Quant> = true
 
 /**
  * How a field is typed on the command line and in JSON: `choice` (one of `choices`), `boolean`
- * (`--x` / `--no-x`), `count` (a whole number from 1 to a bound), `number` (above 0), `string`, or
- * `list` (comma-separated on the command line, a string or an array in JSON).
+ * (`--x` / `--no-x`), `count` (a whole number from 1 to a bound), `number` (a real number), `string`, or
+ * `list` (comma-separated on the command line, a string or an array in JSON). A number's own
+ * range is its schema's (loraDropout: 0 <= p < 1).
  */
 export type FieldKind = 'choice' | 'boolean' | 'count' | 'number' | 'string' | 'list'
 
@@ -159,6 +160,16 @@ export const PLAN_FIELDS = {
     help: 'LoRA alpha',
     expect: 'a number above 0 and at most 1,000,000, e.g. 16',
     samples: [4, 16, 32],
+  }),
+  // 0 is KAITO's: its lora-params and qlora-params templates both set lora_dropout: 0.0 (the seed's case).
+  loraDropout: field(z.number().min(0).lt(1), {
+    flag: '--lora-dropout',
+    arg: 'p',
+    kind: 'number',
+    default: 0,
+    help: "LoRA dropout probability (KAITO's templates: 0); above 0 keeps a dropped input copy and mask per adapted module",
+    expect: 'a number from 0 up to but not including 1, e.g. 0.05',
+    samples: [0, 0.05, 0.1],
   }),
   targets: field(z.union([z.string(), z.array(z.string())]), {
     flag: '--targets',

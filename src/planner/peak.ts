@@ -109,6 +109,8 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     gradientCheckpointing: input.gradientCheckpointing,
     rank: input.rank,
     quantSavesInput: path.quantSavesInput,
+    loraDropout: input.loraDropout,
+    device: input.device,
   })
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes

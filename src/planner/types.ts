@@ -25,6 +25,8 @@ export type PlanInput = {
   doubleQuant: boolean
   rank: number
   alpha: number
+  /** peft LoraConfig.lora_dropout, 0 <= p < 1: above 0 each adapted module keeps a dropped copy of its input and a mask. */
+  loraDropout: number
   /** peft target_modules: leaf module names, or every Linear but lm_head. */
   targets: string[] | 'all-linear'
   /** Micro-batch per device (per_device_train_batch_size). */

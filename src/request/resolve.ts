@@ -152,6 +152,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     doubleQuant,
     rank: req.rank ?? file.rank ?? PLAN_DEFAULTS.rank,
     alpha: req.alpha ?? file.alpha ?? PLAN_DEFAULTS.alpha,
+    loraDropout: req.loraDropout ?? file.loraDropout ?? PLAN_DEFAULTS.loraDropout,
     targets: targetsOf(req.targets, file.targets, model, n),
     batch: req.batch ?? file.batch ?? PLAN_DEFAULTS.batch,
     seq: req.seq ?? file.seq ?? PLAN_DEFAULTS.seq,

@@ -103,6 +103,16 @@ describe('decode: the trainer’s defaults and rules', () => {
     assert.throws(() => decode(QLORA, cuda({ method: 'full' })), (e: unknown) => e instanceof ConfigError && /remove QuantizationConfig\.load_in_4bit/.test(e.message))
   })
 
+  test('LoraConfig.lora_dropout: the file\'s value (YAML strings coerced), else peft\'s default 0.0, and the source says which', () => {
+    const set = decodeExplained({ LoraConfig: { lora_dropout: 0.05 } }, cuda())
+    assert.equal(set.input.loraDropout, 0.05)
+    assert.equal(set.sources.loraDropout, 'LoraConfig.lora_dropout')
+    assert.equal(decode({ LoraConfig: { lora_dropout: '0.1' } }, cuda()).loraDropout, 0.1)
+    const unset = decodeExplained(QLORA, cuda())
+    assert.equal(unset.input.loraDropout, 0)
+    assert.match(unset.sources.loraDropout, /^default: peft LoraConfig\.lora_dropout/)
+  })
+
   test('attention and optimizer names', () => {
     const att = (v: string) => decode({ ModelConfig: { attn_implementation: v } }, cuda()).attention
     assert.deepEqual(['eager', 'sdpa', 'flash_attention_2', 'flash_attention_3', 'flex_attention'].map(att), ['eager', 'sdpa', 'flash', 'flash', 'sdpa'])
@@ -131,6 +141,9 @@ describe('encode', () => {
     assert.equal(out.QuantizationConfig.load_in_8bit, undefined)
     assert.equal(out.ModelConfig.attn_implementation, 'eager')
     assert.deepEqual(out.DatasetConfig, { shuffle_dataset: true })
+    assert.equal(out.LoraConfig.lora_dropout, 0, 'peft default written out, so the file says what was planned')
+    assert.equal(encode({ ...input, loraDropout: 0.05 }).LoraConfig.lora_dropout, 0.05)
+    assert.equal(decode(encode({ ...input, loraDropout: 0.05 }, base), cuda()).loraDropout, 0.05)
     assert.deepEqual(base.QuantizationConfig, { load_in_8bit: true }, 'base is not modified')
     // sdpa is the default and KAITO's ModelConfig has no such key: not written.
     assert.equal(encode({ ...input, attention: 'sdpa' }, { ModelConfig: { attn_implementation: 'eager' } }).ModelConfig.attn_implementation, undefined)
@@ -163,6 +176,7 @@ function randomInput(r: () => number, model: ModelArch, device: 'cpu' | 'cuda'):
     doubleQuant: (quant === 'nf4' || quant === 'fp4') && r() < 0.5,
     rank: pick([1, 4, 8, 16, 64, 256]),
     alpha: pick([1, 8, 16, 32, 0.5]),
+    loraDropout: pick([0, 0.05, 0.1, 0.5]),
     targets: r() < 0.2 ? 'all-linear' : subset.length ? subset : [names[0]],
     batch: 1 + Math.floor(r() * 32),
     seq: 1 + Math.floor(r() * model.maxPositionEmbeddings),

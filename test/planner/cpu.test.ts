@@ -26,7 +26,7 @@ test('cpu: full fine-tuning at the optimizer step is weights + gradients + 2 x A
 const shape = modelShape(phi3Mini)
 const match = matchTargets(shape, ['o_proj', 'down_proj'])
 const opts = (o: Partial<ActivationOptions>): ActivationOptions => ({
-  method: 'lora', dtype: 'fp32', quant: 'none', kbitPrepared: false, attention: 'sdpa', gradientCheckpointing: false, rank: 8, quantSavesInput: false, ...o,
+  method: 'lora', dtype: 'fp32', quant: 'none', kbitPrepared: false, attention: 'sdpa', gradientCheckpointing: false, rank: 8, quantSavesInput: false, loraDropout: 0, device: 'cpu', ...o,
 })
 
 test('4-bit Linears save no input (bitsandbytes 0.50.2 on every device), so prepared QLoRA saves what an fp32 LoRA saves', () => {

@@ -84,6 +84,8 @@ export const seedInput: PlanInput = {
   doubleQuant: true,
   rank: 8,
   alpha: 8,
+  // KAITO's qlora-params template: lora_dropout 0.0.
+  loraDropout: 0,
   targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'],
   batch: 1,
   seq: 2048,
