@@ -5,17 +5,9 @@
  */
 import { ExitError } from '../errors.ts'
 import { formatBytes } from '../units.ts'
+import type { Admission } from './types.ts'
 
-/** The renderer's verdict (DESIGN.md §2.1c), as renderManifests returns it beside the objects. */
-export type Admission = {
-  fits: boolean
-  peakBytes: number
-  gpuMemoryBytes: number
-  headroomBytes: number
-  warnings: string[]
-  /** The changes that make it fit, in the ConfigMap's own keys, e.g. `QuantizationConfig.load_in_4bit: true`. */
-  fix?: string[]
-}
+export type { Admission }
 
 /**
  * Returns the warnings to print, or throws (exit 1) when the job does not fit and --force was

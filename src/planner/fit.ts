@@ -19,8 +19,8 @@ function budgetOf(input: PlanInput, opts: FitOptions): number | null {
   return input.gpu ? usableMemoryBytes(input.gpu) : null
 }
 
-/** Largest n in [1, hi] with fits(n), or 0 when even 1 does not fit. */
-function largestFitting(hi: number, fits: (n: number) => boolean): number {
+/** Largest n in [1, hi] with fits(n), or 0 when even 1 does not fit (peaks grow monotonically in n). */
+export function largestFitting(hi: number, fits: (n: number) => boolean): number {
   if (!fits(1)) return 0
   if (fits(hi)) return hi
   let lo = 1

@@ -14,6 +14,7 @@ import { overheadTerms, usableMemoryBytes } from './overhead.ts'
 import { modelShape, type ModelShape } from './shape.ts'
 import { matchTargets, type TargetMatch } from './targets.ts'
 import { weightTerms } from './weights.ts'
+import { largestFitting } from './fit.ts'
 
 // generation/utils.py (transformers 5.17) _sample: next_token_logits = outputs.logits[:, -1].to(copy=True,
 // dtype=torch.float32); logits processors and softmax (sampling) make fp32 [b, V] tensors of the same size.
@@ -244,19 +245,6 @@ export function prepareInference(input: PlanInput): PreparedInference {
  */
 export function inferenceTerms(input: PlanInput): InferenceTerms {
   return prepareInference(input).at(input.batch, input.seq)
-}
-
-/** Largest n in [1, hi] with fits(n), or 0 when even 1 does not fit (peaks grow monotonically in n). */
-function largestFitting(hi: number, fits: (n: number) => boolean): number {
-  if (!fits(1)) return 0
-  if (fits(hi)) return hi
-  let lo = 1
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2)
-    if (fits(mid)) lo = mid
-    else hi = mid
-  }
-  return lo
 }
 
 function budgetOf(input: PlanInput, budgetBytes?: number): number | null {
