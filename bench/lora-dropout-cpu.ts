@@ -14,18 +14,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { archFromHfConfig } from '../src/catalog/index.ts'
-import { memoryTerms } from '../src/planner/peak.ts'
-import type { PlanInput } from '../src/planner/types.ts'
+import { parseStepLines, planStep, type MeasuredStep } from './memory-step.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MIB = 2 ** 20
 const SEQ = 2048
 
-type Measured = {
-  method: 'lora' | 'qlora'; seq: number; gc: boolean; attention: 'sdpa'; dropout: number; batch: number; layers: number
-  state: string; peakAllocatedBytes?: number; breakdown?: Record<string, number>; seconds: number
-}
+type Measured = MeasuredStep & { dropout: number }
 
 const CONFIGS = (['lora', 'qlora'] as const).flatMap((method) =>
   [0, 0.1].flatMap((dropout) => [false, true].map((gc) => ({ method, seq: SEQ, gc, attention: 'sdpa', dropout }))),
@@ -35,34 +30,13 @@ function measure(): Measured[] {
   const stdout = execFileSync('nice', ['-n', '10', join(root, '.venv', 'bin', 'python'), join(root, 'bench', 'memory_step.py'), '--device', 'cpu', '--layers', '1', '--configs', JSON.stringify(CONFIGS)], {
     cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24,
   })
-  return parseLines(stdout)
-}
-
-function parseLines(text: string): Measured[] {
-  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Measured)
-}
-
-/** Phi-3-mini-128k's config.json with `layers` blocks: the shape memory_step.py builds. */
-function phi3(layers: number) {
-  return archFromHfConfig(
-    { model_type: 'phi3', hidden_size: 3072, intermediate_size: 8192, num_hidden_layers: layers, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32064, max_position_embeddings: 131072, tie_word_embeddings: false },
-    `phi-3-mini-128k (${layers} block${layers > 1 ? 's' : ''})`,
-  )
-}
-
-function planFor(m: Measured) {
-  const input: PlanInput = {
-    model: phi3(m.layers), phase: 'train', method: m.method, dtype: 'bf16', quant: m.method === 'qlora' ? 'nf4' : 'none', doubleQuant: m.method === 'qlora',
-    rank: 8, alpha: 8, loraDropout: m.dropout, targets: 'all-linear', batch: m.batch, seq: m.seq, gradientCheckpointing: m.gc, attention: m.attention,
-    optimizer: 'adamw', gpu: null, gpus: 1, parallelism: 'ddp', device: 'cpu', expandableSegments: false,
-  }
-  return memoryTerms(input)
+  return parseStepLines<Measured>(stdout)
 }
 
 const fromIndex = process.argv.indexOf('--from')
-const measured = fromIndex > 0 ? parseLines(readFileSync(process.argv[fromIndex + 1], 'utf8')) : measure()
+const measured = fromIndex > 0 ? parseStepLines<Measured>(readFileSync(process.argv[fromIndex + 1], 'utf8')) : measure()
 const rows = measured.map((m) => {
-  const t = planFor(m)
+  const t = planStep(m)
   const ok = m.state === 'ok' && m.peakAllocatedBytes !== undefined
   return { ...m, predictedPeakAllocatedBytes: t.peakAllocatedBytes, predictedMoment: t.moment, ratio: ok ? m.peakAllocatedBytes! / t.peakAllocatedBytes : null }
 })
