@@ -66,7 +66,18 @@ const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not coun
 // on the 2023 bitsandbytes whose MatMul4Bit kept its input (ctx.tensors = (A, B)).
 const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true }
 // torchtune's QLoRA: torchao NF4Tensor, no peft preparation; its linear_nf4 saves only the weight.
-const TORCHTUNE_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: false }
+// And it quantizes on the GPU, one Linear at a time, with the rest of the model resident (torchtune 0914d5c, torchao 0.1,
+// the version its pyproject.toml pins). Construction: LoRALinear._create_weight_and_bias builds nn.Linear in bf16 under
+// the recipe's device context and calls to_nf4 on it (torchtune/modules/peft/lora.py:93-94;
+// recipes/lora_finetune_single_device.py:254); then model.load_state_dict (recipe :267) copies each CPU tensor of the
+// checkpoint (safe_torch_load map_location="cpu", _checkpointer_utils.py:70) through torchtune's NF4 copy_ override,
+// `to_nf4(src.to(dest.device))` (torchtune/utils/_register_nf4_dispatch_ops.py:31-33), with every other weight already
+// on the device. Per element n of the Linear being converted, in bytes, alive at once (torchao/dtypes/nf4tensor.py @v0.1):
+// the bf16 weight on the device 2, scaled_blocks = blocks / scales 2 (:394), and in quantize_tensor_nearest
+// `(value.unsqueeze(-1) - nf4).abs()` (:444): an (n, 16) bf16 difference 32 and its abs 32, both alive until abs returns.
+// (A fp16 checkpoint adds its bf16 cast, to_nf4 :588, 2 more: not counted, the checkpoint's dtype is not in the row.)
+const TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT = 2 + 2 + 16 * 2 + 16 * 2
+const TORCHTUNE_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: false, quantizeOnDeviceBytesPerElement: TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT }
 const HUB = 'assumed 512 tokens: litgpt forces the longest sample first and Alpaca2k has samples above 512'
 const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw', loraDropout: 0.05 } as const
 const TT_NOTE = 'assumed a 512-token batch (alpaca_cleaned truncated at max_seq_len 512); torchtune, not peft'
@@ -81,7 +92,7 @@ const SPECS: Record<number, Spec | Bound | string> = {
   6: 'batch and sequence "per config"/unknown (FSDP full fine-tune)',
   7: 'same run as row 20 (torchtune README quotes the tutorial)',
   8: 'batch "per config" (distributed)',
-  9: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: QV }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
+  9: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: QV }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: TT_NOTE },
   10: 'optimizer_in_bwd (fused optimizer step in backward) is not modelled',
   11: 'batch and optimizer "per config" (distributed)',
   12: 'measure unknown and torch.compile',
@@ -91,11 +102,11 @@ const SPECS: Record<number, Spec | Bound | string> = {
   16: 'measure unknown (4 GPUs, per config)',
   17: 'measure unknown (8 GPUs FSDP, per config)',
   18: 'measure unknown (8 GPUs FSDP, per config)',
-  19: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: QV }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
+  19: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: QV }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: TT_NOTE },
   20: { model: 'llama-2-7b', input: { method: 'qlora', quant: 'nf4', doubleQuant: true, ...TT_TUTORIAL, rank: 8, targets: 'all-linear' }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: `${TT_NOTE}; torchao NF4 read as nf4 + double quant` },
-  21: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: ALL_AND_HEAD }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
-  22: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: QV }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
-  23: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: ALL_AND_HEAD }, measure: 'reserved', unit: 1e9, note: TT_NOTE },
+  21: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 8, targets: ALL_AND_HEAD }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: TT_NOTE },
+  22: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: QV }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: TT_NOTE },
+  23: { model: 'llama-2-7b', input: { ...LORA, ...TT_TUTORIAL, rank: 64, targets: ALL_AND_HEAD }, measure: 'reserved', path: TORCHTUNE_PATH, unit: 1e9, note: TT_NOTE },
   24: 'measure unknown',
   25: 'measure unknown; optimizer "per config"',
   26: 'measure unknown; optimizer "per config"',
@@ -219,7 +230,7 @@ function groupOf(row: number, method: string): string {
   return method === 'qlora' ? 'litgpt config hub qlora (no peft k-bit preparation)' : 'litgpt config hub lora'
 }
 
-type Scored = { row: number; group: string; model: string; method: string; measure: Measure; measuredBytes: number; predictedBytes: number; errorPct: number; calibration: boolean; note?: string }
+type Scored = { row: number; group: string; model: string; method: string; measure: Measure; moment: string; measuredBytes: number; predictedBytes: number; errorPct: number; calibration: boolean; note?: string }
 type Checked = { row: number; model: string; bound: string; predictedBytes: number; pass: boolean; note: string }
 type Skipped = { row: number; model: string; reason: string }
 
@@ -245,7 +256,7 @@ rows.forEach((r, i) => {
   // max_memory_reserved = allocated + allocator slack: the device view without the CUDA context.
   const predictedBytes = spec.measure === 'allocated' ? t.peakAllocatedBytes : spec.measure === 'reserved' ? t.peakBytes - CUDA_CONTEXT_BYTES : t.peakBytes
   scored.push({
-    row: n, group: groupOf(n, r.method.split(' ')[0]), model: name, method: r.method.split(' ')[0], measure: spec.measure, measuredBytes, predictedBytes,
+    row: n, group: groupOf(n, r.method.split(' ')[0]), model: name, method: r.method.split(' ')[0], measure: spec.measure, moment: t.moment, measuredBytes, predictedBytes,
     errorPct: (100 * (predictedBytes - measuredBytes)) / measuredBytes, calibration: spec.calibration ?? false, note,
   })
 })

@@ -36,6 +36,14 @@ export type PlanPath = {
   kbitPrepared: boolean
   /** The quantized matmul keeps its input for backward. */
   quantSavesInput: boolean
+  /**
+   * Opt-in, absent for Headroom: the stack materialises each quantized Linear's weight in 16-bit on the device and
+   * quantizes it there, one Linear at a time, after the rest of the model is resident; this many bytes per element of
+   * the largest quantized Linear are alive at once during that conversion. The load is then a moment of its own, and
+   * the peak is the larger of it and the training step. (Headroom's bitsandbytes path quantizes while transformers
+   * loads, before training: its load transient is the `--phase load` plan, not part of the training peak.)
+   */
+  quantizeOnDeviceBytesPerElement?: number
 }
 
 /** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
@@ -116,6 +124,10 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
   const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
   const stepAllocated = resident + gradientBytes + opt.stepTransientBytes
+  // The stack's on-device quantization of the largest quantized Linear, the whole model otherwise resident.
+  const quantizeTransientBytes =
+    quantized && !full && path.quantizeOnDeviceBytesPerElement !== undefined ? path.quantizeOnDeviceBytesPerElement * shape.largestLinearParams : 0
+  const loadAllocated = weightBytes + adapterBytes + quantizeTransientBytes
 
   return {
     at(batch: number, seq: number): MemoryTerms {
@@ -127,6 +139,17 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
       const stepWins = stepAllocated > backwardAllocated
       const churn = stepWins ? opt.stepTransientBytes : backwardChurn
       const o = overheadTerms(input.device, input.expandableSegments, churn, true)
+      if (quantizeTransientBytes > 0) {
+        const ol = overheadTerms(input.device, input.expandableSegments, quantizeTransientBytes, false)
+        const trainPeak = stepWins ? stepAllocated : backwardAllocated
+        if (loadAllocated + ol.slackBytes > trainPeak + o.slackBytes + o.workspaceBytes) {
+          const breakdown: Breakdown = {
+            weights: weightBytes + quantizeTransientBytes, adapters: adapterBytes, gradients: 0, optimizer: 0, activations: 0, logits: 0,
+            overhead: ol.contextBytes + ol.slackBytes + ol.workspaceBytes,
+          }
+          return finish(shape, match, trainableParams, breakdown, ol.contextBytes + ol.slackBytes, 'load')
+        }
+      }
       const breakdown: Breakdown = {
         weights: weightBytes,
         adapters: adapterBytes,
