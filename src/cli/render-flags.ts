@@ -26,10 +26,14 @@ export type RenderFlags = {
   nproc?: string
   nnodes?: string
   force?: boolean
+  inference?: boolean
+  adapter?: string[]
+  batch?: string
+  tokenSecret?: string
 }
 
 /** The flags that choose what is rendered (not --namespace or --force, which submit also uses with -f). */
-export const RENDER_ONLY_FLAGS = ['target', 'config', 'model', 'gpu', 'seq', 'method', 'name', 'data', 'outputVolume', 'outputImage', 'pushSecret', 'image', 'nproc', 'nnodes'] as const
+export const RENDER_ONLY_FLAGS = ['target', 'config', 'model', 'gpu', 'seq', 'method', 'name', 'data', 'outputVolume', 'outputImage', 'pushSecret', 'image', 'nproc', 'nnodes', 'inference', 'adapter', 'batch', 'tokenSecret'] as const
 
 /** Adds the render flags to a command; `--target` is mandatory for render, optional for submit (-f instead). */
 export function addRenderOptions(cmd: Command, opts: { targetRequired: boolean }): Command {
@@ -50,6 +54,10 @@ export function addRenderOptions(cmd: Command, opts: { targetRequired: boolean }
     .option('--image <image>', 'job: the Headroom runtime image (docker/Dockerfile)')
     .option('--nproc <n>', "job: processes (GPUs) per node, torchrun (default: the instance type's GPUs)")
     .option('--nnodes <n>', 'job: nodes; more than 1 renders an Indexed Job with a headless Service for rendezvous')
+    .option('--inference', 'serve the model instead of tuning it: kaito, a Workspace with inference; job, a Deployment + Service running headroom serve')
+    .option('--adapter <NAME=SOURCE>', 'inference: a LoRA adapter to serve as model id NAME; SOURCE an image (kaito) or pvc:CLAIM/path (job); repeatable', (v: string, all: string[] = []) => [...all, v])
+    .option('--batch <n>', 'inference: concurrent sequences of --seq tokens one GPU must hold (default 1)')
+    .option('--token-secret <secret>', "inference, job: Secret whose key 'token' is serve's bearer token")
 }
 
 /** renderManifests' options from the flags, resolved at the edge (file read, hub model loaded). */
@@ -73,6 +81,10 @@ export async function renderOptionsFrom(flags: RenderFlags & { target: 'kaito' |
     nproc: count('--nproc', flags.nproc),
     nnodes: count('--nnodes', flags.nnodes),
     force: flags.force,
+    inference: flags.inference,
+    adapters: flags.adapter,
+    batch: count('--batch', flags.batch),
+    tokenSecret: flags.tokenSecret,
   }
 }
 

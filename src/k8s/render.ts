@@ -30,6 +30,7 @@ import { tuningConfigMap } from './objects.ts'
 import { parseData, parseOutputVolume, type DataSource } from './sources.ts'
 import type { RenderOptions, RenderResult } from './types.ts'
 import { assertValid } from './validate.ts'
+import { renderInference } from './inference.ts'
 
 /** The seed's case: Phi-3-mini-128k on one A100 80GB (KAITO's example Workspace). */
 export const RENDER_DEFAULTS = { model: 'phi-3-mini-128k-instruct', gpu: 'Standard_NC24ads_A100_v4' } as const
@@ -58,6 +59,8 @@ const WRITE_BYTES_PER_S = 50 * 1024 * 1024
 export function renderManifests(opts: RenderOptions): RenderResult {
   const target = opts.target
   if (target !== 'kaito' && target !== 'job') throw new ExitError(`--target is "${String(target)}": use kaito (a KAITO Workspace) or job (a batch/v1 Job)`, { path: 'target' })
+  if (opts.inference) return renderInference(opts)
+  checkTrainingOnly(opts)
   checkFlagCombinations(opts)
   const model = resolveModel(opts.model ?? RENDER_DEFAULTS.model)
   const hardware = resolveInstanceType(opts.gpu ?? RENDER_DEFAULTS.gpu)
@@ -132,6 +135,13 @@ export function renderManifests(opts: RenderOptions): RenderResult {
   return { objects, yaml: toYaml(objects, header(target, model, hw, plan, input, nnodes)), admission, plan, input }
 }
 
+/** The serving flags belong to --inference. */
+function checkTrainingOnly(o: RenderOptions): void {
+  for (const [flag, v] of [['--adapter', o.adapters?.length ? o.adapters : undefined], ['--batch', o.batch], ['--token-secret', o.tokenSecret]] as const) {
+    if (v !== undefined) throw new ExitError(`${flag} is for --inference (serving): add --inference, or drop ${flag} to render a fine-tune`, { path: flag.slice(2) })
+  }
+}
+
 /** Flags that only one target (or one shape of job) takes: a usage error naming the other. */
 function checkFlagCombinations(o: RenderOptions): void {
   const usage = (msg: string, path: string) => new ExitError(msg, { path })
@@ -154,7 +164,7 @@ function checkFlagCombinations(o: RenderOptions): void {
   if (o.image !== undefined && !isImageRef(o.image)) throw usage(`--image is "${o.image}": give an image reference such as registry.example.com/headroom-runtime:0.1.0`, 'image')
 }
 
-function resolveModel(m: string | ModelArch): ModelArch {
+export function resolveModel(m: string | ModelArch): ModelArch {
   if (typeof m !== 'string') return m
   const found = findModelSync(m)
   if (!found) throw unknownModelError(m)
@@ -162,7 +172,7 @@ function resolveModel(m: string | ModelArch): ModelArch {
 }
 
 /** An instance type from KAITO's SKU tables: render schedules on it, so a bare GPU name is not enough. */
-function resolveInstanceType(gpu: string): Hardware {
+export function resolveInstanceType(gpu: string): Hardware {
   const hw = findHardware(gpu)
   if (hw.sku) return hw
   const skus = SKUS.filter((s) => s.gpu === hw.gpu.name).map((s) => s.sku)
@@ -172,7 +182,7 @@ function resolveInstanceType(gpu: string): Hardware {
   )
 }
 
-function checkName(name: string, namespace: string | undefined): void {
+export function checkName(name: string, namespace: string | undefined): void {
   if (!isDnsLabel(name, MAX_NAME)) {
     throw new ExitError(`--name is "${name}": give a DNS-1123 label of at most ${MAX_NAME} characters (lower-case letters, digits and '-', starting and ending alphanumeric), e.g. --name phi3-tuning`, { path: 'name' })
   }
@@ -239,7 +249,7 @@ export function outputStorageGi(model: ModelArch, plan: MemoryPlan): number {
   return Math.ceil((model.params * 2 + 3 * checkpoint) / GIB) + 5
 }
 
-function planAnnotations(plan: MemoryPlan, input: PlanInput, hw: Hardware): Record<string, string> {
+export function planAnnotations(plan: MemoryPlan, input: PlanInput, hw: Hardware): Record<string, string> {
   return {
     'headroom.dev/model': plan.model.name,
     'headroom.dev/instance-type': hw.sku ?? hw.gpu.name,
@@ -259,7 +269,7 @@ function header(target: string, model: ModelArch, hw: Hardware, plan: MemoryPlan
   ]
 }
 
-function toYaml(objects: Record<string, unknown>[], head: string[]): string {
+export function toYaml(objects: Record<string, unknown>[], head: string[]): string {
   // YAML 1.1 quoting: PyYAML (KAITO, the trainer) and Go's YAML read a bare no/on/yes as booleans.
   const docs = objects.map((o) => stringify(o, { version: '1.1', lineWidth: 0 }))
   return `${head.join('\n')}\n${docs.map((d) => `---\n${d}`).join('')}`

@@ -37,6 +37,14 @@ export type RenderOptions = {
   nnodes?: number
   /** Render even when the plan does not fit (a warning instead of a refusal). */
   force?: boolean
+  /** Serve the model (inference.ts) instead of tuning it: a Workspace with `inference`, or a Deployment + Service running `headroom serve`. */
+  inference?: boolean
+  /** --inference: `NAME=SOURCE` each; SOURCE an image ref (kaito) or pvc:CLAIM/path (job). */
+  adapters?: string[]
+  /** --inference: concurrent sequences of `seq` tokens the GPU must hold (default 1). */
+  batch?: number
+  /** --inference --target job: the Secret whose key `token` is serve's bearer token. */
+  tokenSecret?: string
 }
 
 /** The memory verdict for the job on one GPU of the instance type. */

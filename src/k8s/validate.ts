@@ -11,6 +11,7 @@
  */
 import { createRequire } from 'node:module'
 import type { ValidateFunction } from 'ajv'
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
 import { Job } from 'kubernetes-models/batch/v1/Job'
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim'
@@ -32,6 +33,7 @@ const BUILT_IN: Record<string, Ctor> = {
   'v1/PersistentVolumeClaim': PersistentVolumeClaim as unknown as Ctor,
   'v1/Secret': Secret as unknown as Ctor,
   'batch/v1/Job': Job as unknown as Ctor,
+  'apps/v1/Deployment': Deployment as unknown as Ctor,
 }
 
 let workspaceValidator: ValidateFunction | undefined

@@ -72,7 +72,7 @@ describe('offline validation', () => {
   test('names and kinds the API server would refuse are named', () => {
     assert.match(validateManifest({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'Bad_Name' } }).join('\n'), /metadata\.name "Bad_Name" is not a DNS-1123 name/)
     assert.match(validateManifest({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ok', namespace: 'a.b' } }).join('\n'), /metadata\.namespace "a\.b" is not a DNS-1123 label/)
-    assert.match(validateManifest({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' } }).join('\n'), /not one Headroom renders or validates/)
+    assert.match(validateManifest({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'd' } }).join('\n'), /not one Headroom renders or validates/)
     assert.match(validateManifest('text').join('\n'), /not a Kubernetes object/)
   })
 })
