@@ -130,7 +130,7 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
   const bits = truthy(q.load_in_4bit) ? 4 : truthy(q.load_in_8bit) ? 8 : null
   const asked = ctx.method && ctx.method !== 'auto' ? ctx.method : undefined
   const method: Method = asked
-    ? from('method', asked, `--method ${asked}`)
+    ? from('method', asked, `method ${asked} (requested)`)
     : bits
       ? from('method', 'qlora', `QuantizationConfig.load_in_${bits}bit`)
       : from('method', 'lora', 'no QuantizationConfig.load_in_4bit/8bit: LoRA over 16-bit weights')
@@ -148,10 +148,10 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
     doubleQuant = q.bnb_4bit_use_double_quant !== undefined ? from('doubleQuant', truthy(q.bnb_4bit_use_double_quant), 'QuantizationConfig.bnb_4bit_use_double_quant') : from('doubleQuant', false, 'default: BitsAndBytesConfig.bnb_4bit_use_double_quant')
   } else if (method === 'qlora') {
     // train.py: --method qlora with nothing quantized asks for 4-bit nf4 with double quantization.
-    quant = from('quant', 'nf4', '--method qlora without load_in_4bit/8bit: nf4')
-    doubleQuant = from('doubleQuant', true, '--method qlora without load_in_4bit/8bit: double quant')
+    quant = from('quant', 'nf4', 'method qlora (requested) without load_in_4bit/8bit: nf4')
+    doubleQuant = from('doubleQuant', true, 'method qlora (requested) without load_in_4bit/8bit: double quant')
   } else {
-    from('quant', 'none', bits ? `--method ${method} loads the base unquantized` : 'no QuantizationConfig.load_in_4bit/8bit')
+    from('quant', 'none', bits ? `method ${method} (requested) loads the base unquantized` : 'no QuantizationConfig.load_in_4bit/8bit')
   }
   if (!sources.doubleQuant) from('doubleQuant', false, 'applies to 4-bit quantization only')
 
@@ -262,10 +262,10 @@ function decodeTargets(given: unknown, model: ModelArch, envTargets: string | un
   return from('targets', defaultLoraTargets(model), model.modelType === 'phi3' ? "default: KAITO's Phi-3 list" : "default: peft's list for the architecture")
 }
 
-/** train.py: max_length (or the older TRL's max_seq_length), else 1024, truncated at the model's positions. */
+/** train.py: max_length, else 1024, truncated at the model's positions (max_seq_length is refused by check and the trainer). */
 function decodeSeq(t: Record<string, unknown>, ctx: DecodeContext, from: From): number {
-  if (ctx.seq !== undefined) return from('seq', ctx.seq, '--seq')
-  const key = t.max_length !== undefined ? 'max_length' : t.max_seq_length !== undefined ? 'max_seq_length' : undefined
+  if (ctx.seq !== undefined) return from('seq', ctx.seq, 'seq (requested)')
+  const key = t.max_length !== undefined ? 'max_length' : undefined
   const asked = (key && num(t[key])) || RUNTIME_DEFAULTS.seq
   const source = key ? `TrainingArguments.${key}` : 'default: TRL SFTConfig.max_length'
   const cap = ctx.model.maxPositionEmbeddings

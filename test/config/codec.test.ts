@@ -61,9 +61,9 @@ describe('decode: the trainer’s defaults and rules', () => {
     assert.deepEqual([onCpu.gpu, onCpu.gpus, onCpu.device], [null, 1, 'cpu'])
   })
 
-  test('max_length (or max_seq_length) is truncated at the model’s positions; an explicit seq is not', () => {
+  test('max_length is truncated at the model’s positions; an explicit seq is not; the refused max_seq_length plans nothing', () => {
     assert.equal(decode({ TrainingArguments: { max_length: 20000 } }, cuda({ model: gemma })).seq, 8192)
-    assert.equal(decode({ TrainingArguments: { max_seq_length: 3000 } }, cuda()).seq, 3000)
+    assert.equal(decode({ TrainingArguments: { max_seq_length: 3000 } }, cuda()).seq, 1024, 'the old key is refused by check and the trainer; the default stands')
     assert.equal(decode({ TrainingArguments: { max_length: 2048, max_seq_length: 3000 } }, cuda()).seq, 2048)
     assert.equal(decode({}, cuda({ model: gemma, seq: 16384 })).seq, 16384)
   })
