@@ -14,7 +14,9 @@
  */
 import { TRAINER_EXIT } from '../runtime/exit-codes.ts'
 import type { DataSource } from './sources.ts'
-import { labels, metadata, shellQuote, type Meta } from './objects.ts'
+import { gpuPodPlacement, labels, metadata, shellQuote, type Meta } from './objects.ts'
+
+export { RUNTIME_UID } from './objects.ts'
 
 /** Where the pod sees things (the same paths KAITO's tuning pod uses). */
 export const MOUNTS = { config: '/mnt/config', output: '/mnt/output', data: '/mnt/data' } as const
@@ -25,8 +27,6 @@ export const RDZV_PORT = 29500
 /** The container's name: podFailurePolicy's exit-code rule names it. */
 export const TRAINER_CONTAINER = 'trainer'
 
-/** The image's non-root user (docker/Dockerfile `USER 1000:1000`). */
-export const RUNTIME_UID = 1000
 
 /** Retries for failures that are neither disruptions nor the trainer's own verdicts (OOM, bad input). */
 export const BACKOFF_LIMIT = 3
@@ -112,19 +112,7 @@ export function jobObjects(spec: JobSpec): Record<string, unknown>[] {
           restartPolicy: 'Never',
           ...(multiNode ? { subdomain: svc } : {}),
           terminationGracePeriodSeconds: spec.graceSeconds,
-          securityContext: { runAsNonRoot: true, runAsUser: RUNTIME_UID, runAsGroup: RUNTIME_UID, fsGroup: RUNTIME_UID },
-          affinity: {
-            nodeAffinity: {
-              requiredDuringSchedulingIgnoredDuringExecution: {
-                nodeSelectorTerms: [{ matchExpressions: [{ key: 'node.kubernetes.io/instance-type', operator: 'In', values: [spec.instanceType] }] }],
-              },
-            },
-          },
-          // GPU node pools are usually tainted (the NVIDIA device plugin's and AKS's conventions).
-          tolerations: [
-            { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
-            { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
-          ],
+          ...gpuPodPlacement(spec.instanceType),
           containers: [
             {
               name: TRAINER_CONTAINER,

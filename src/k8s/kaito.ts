@@ -20,8 +20,21 @@ export type WorkspaceSpec = {
 }
 
 /** The Workspace object. KAITO mounts the input at /mnt/data and the output at output_dir. */
+/** A Workspace's kind, metadata and resource, the same for tuning and inference. */
+export function workspaceHead(meta: Meta, instanceType: string, annotations: Record<string, string>): Record<string, unknown> {
+  return {
+    apiVersion: 'kaito.sh/v1beta1',
+    kind: 'Workspace',
+    metadata: metadata(meta, { labels: labels(meta.name, 'workspace'), annotations }),
+    resource: {
+      instanceType,
+      // Required by the CRD; with node auto-provisioning KAITO labels the GPU node it creates with these.
+      labelSelector: { matchLabels: { apps: meta.name } },
+    },
+  }
+}
+
 export function workspace(spec: WorkspaceSpec): Record<string, unknown> {
-  const name = spec.meta.name
   const input =
     spec.data.kind === 'url'
       ? { urls: [spec.data.url] }
@@ -31,14 +44,7 @@ export function workspace(spec: WorkspaceSpec): Record<string, unknown> {
       ? { volumeSource: { persistentVolumeClaim: { claimName: spec.output.claim } } }
       : { image: spec.output.image, imagePushSecret: spec.output.pushSecret }
   return {
-    apiVersion: 'kaito.sh/v1beta1',
-    kind: 'Workspace',
-    metadata: metadata(spec.meta, { labels: labels(name, 'workspace'), annotations: spec.annotations }),
-    resource: {
-      instanceType: spec.instanceType,
-      // Required by the CRD; with node auto-provisioning KAITO labels the GPU node it creates with these.
-      labelSelector: { matchLabels: { apps: name } },
-    },
+    ...workspaceHead(spec.meta, spec.instanceType, spec.annotations),
     tuning: {
       preset: { name: spec.preset },
       method: spec.method,

@@ -40,3 +40,28 @@ export function tuningConfigMap(meta: Meta, sections: Sections, instance: string
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
+
+/** The image's non-root user (docker/Dockerfile `USER 1000:1000`). */
+export const RUNTIME_UID = 1000
+
+/**
+ * Where a GPU pod of the runtime image runs and as whom, shared by the training Job and the
+ * serving Deployment: the non-root user, the instance type's nodes, and the GPU pools' taints.
+ */
+export function gpuPodPlacement(instanceType: string): Record<string, unknown> {
+  return {
+    securityContext: { runAsNonRoot: true, runAsUser: RUNTIME_UID, runAsGroup: RUNTIME_UID, fsGroup: RUNTIME_UID },
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'node.kubernetes.io/instance-type', operator: 'In', values: [instanceType] }] }],
+        },
+      },
+    },
+    // GPU node pools are usually tainted (the NVIDIA device plugin's and AKS's conventions).
+    tolerations: [
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+      { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+    ],
+  }
+}

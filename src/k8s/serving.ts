@@ -6,7 +6,8 @@
  *   instance type, and a ClusterIP Service on port 5000. Adapters are tune-run output
  *   directories on PersistentVolumeClaims, mounted read-only at /mnt/adapters/NAME.
  */
-import { labels, metadata, type Meta } from './objects.ts'
+import { gpuPodPlacement, labels, metadata, type Meta } from './objects.ts'
+import { workspaceHead } from './kaito.ts'
 
 /** serve's default port (src/cli/serve.ts) and KAITO's inference port. */
 export const SERVE_PORT = 5000
@@ -17,8 +18,6 @@ export const SERVER_CONTAINER = 'server'
 /** Where each adapter appears in the pod: serve --adapter NAME=/mnt/adapters/NAME. */
 export const ADAPTERS_MOUNT = '/mnt/adapters'
 
-/** The image's non-root user (docker/Dockerfile `USER 1000:1000`). */
-const RUNTIME_UID = 1000
 
 /**
  * Startup allowance: the pod downloads the weights from the hub, then loads them (a 7B model in
@@ -39,15 +38,8 @@ export type WorkspaceInferenceSpec = {
 }
 
 export function inferenceWorkspace(spec: WorkspaceInferenceSpec): Record<string, unknown> {
-  const name = spec.meta.name
   return {
-    apiVersion: 'kaito.sh/v1beta1',
-    kind: 'Workspace',
-    metadata: metadata(spec.meta, { labels: labels(name, 'workspace'), annotations: spec.annotations }),
-    resource: {
-      instanceType: spec.instanceType,
-      labelSelector: { matchLabels: { apps: name } },
-    },
+    ...workspaceHead(spec.meta, spec.instanceType, spec.annotations),
     inference: {
       preset: { name: spec.preset },
       ...(spec.adapters.length ? { adapters: spec.adapters.map((a) => ({ source: { name: a.name, image: a.image } })) } : {}),
@@ -117,18 +109,7 @@ export function serveObjects(spec: ServeSpec): Record<string, unknown>[] {
       template: {
         metadata: { labels: podLabels },
         spec: {
-          securityContext: { runAsNonRoot: true, runAsUser: RUNTIME_UID, runAsGroup: RUNTIME_UID, fsGroup: RUNTIME_UID },
-          affinity: {
-            nodeAffinity: {
-              requiredDuringSchedulingIgnoredDuringExecution: {
-                nodeSelectorTerms: [{ matchExpressions: [{ key: 'node.kubernetes.io/instance-type', operator: 'In', values: [spec.instanceType] }] }],
-              },
-            },
-          },
-          tolerations: [
-            { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
-            { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
-          ],
+          ...gpuPodPlacement(spec.instanceType),
           containers: [
             {
               name: SERVER_CONTAINER,
