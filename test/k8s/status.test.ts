@@ -10,28 +10,17 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakeApiServer } from './fake-apiserver.ts'
+import { BIN, headroom } from './cli.ts'
 import { openDb, RunStore } from '../../src/store/index.ts'
 import { clusterRunId, endState, jobState, observe, trainerContainer, workspaceState } from '../../src/k8s/status.ts'
 import { trainerEvent } from '../../src/runtime/events.ts'
 import { startServer } from '../../src/server/server.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/headroom')
 let dir: string
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'headroom-status-'))
 })
 after(() => rmSync(dir, { recursive: true, force: true }))
-
-function headroom(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BIN, args, { env: { ...process.env, KUBECONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (status) => resolve({ status, stdout, stderr }))
-  })
-}
 
 const MiB = 2 ** 20
 const UID = '6f1c2a9e-0000-4000-8000-000000000001'

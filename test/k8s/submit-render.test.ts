@@ -7,35 +7,22 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { FakeApiServer } from './fake-apiserver.ts'
+import { BIN, headroom } from './cli.ts'
 import { applyOrder } from '../../src/k8s/submit.ts'
 
 const ROOT = join(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/headroom')
 const LORA = join(ROOT, 'test/fixtures/k8s/seed-lora.yaml')
 const QLORA = join(ROOT, 'test/fixtures/k8s/seed-qlora.yaml')
-const HAS_RENDERER = existsSync(join(ROOT, 'src/k8s/index.ts')) && existsSync(join(ROOT, 'src/cli/render.ts')) && existsSync(LORA) && existsSync(QLORA)
 const SKU = 'Standard_NC24ads_A100_v4'
-
-function headroom(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BIN, args, { env: { ...process.env, KUBECONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (status) => resolve({ status, stdout, stderr }))
-  })
-}
 
 test(
   'submit from render flags: the seed LoRA refused with nothing sent, the QLoRA applied as rendered, --force sends the refused one',
-  { skip: HAS_RENDERER ? false : 'this tree has no renderer (src/k8s/index.ts, src/cli/render.ts) or its seed fixtures: runs once they are merged' },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'headroom-submit-render-'))
     const api = new FakeApiServer()

@@ -6,16 +6,16 @@
  */
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { FakeApiServer } from './fake-apiserver.ts'
+import { BIN, headroom } from './cli.ts'
 import { admit } from '../../src/k8s/submit-admission.ts'
 import { applyOrder } from '../../src/k8s/submit.ts'
 
-const BIN = join(import.meta.dirname, '../../bin/headroom')
 const FIX = join(import.meta.dirname, '../fixtures/k8s')
 const JOB = join(FIX, 'job.yaml')
 const WORKSPACE = join(FIX, 'workspace.yaml')
@@ -25,18 +25,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'headroom-submit-'))
 })
 after(() => rmSync(dir, { recursive: true, force: true }))
-
-/** Runs the CLI without blocking the event loop (the stand-in server lives in this process). */
-function headroom(args: string[], env: Record<string, string | undefined> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(BIN, args, { env: { ...process.env, KUBECONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (status) => resolve({ status, stdout, stderr }))
-  })
-}
 
 async function withServer(fn: (api: FakeApiServer, kubeconfig: string) => Promise<void>, setup?: (api: FakeApiServer) => void): Promise<void> {
   const api = new FakeApiServer()
