@@ -16,7 +16,7 @@ import type { ModelArch } from '../src/catalog/types.ts'
 import { HEADROOM_PATH, memoryTerms, type PlanPath } from '../src/planner/peak.ts'
 import { CUDA_CONTEXT_BYTES } from '../src/planner/overhead.ts'
 import type { PlanInput } from '../src/planner/types.ts'
-import { GIB } from '../src/units.ts'
+import { BYTES_PER_ELEMENT, GIB } from '../src/units.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const csvPath = process.argv[2] ?? join(root, '..', 'shared', 'research', 'memory-measurements-dev.csv')
@@ -37,7 +37,7 @@ type Spec = {
   /** lit-gpt's own Llama (fused qkv): see litgptArch. */
   litgpt?: boolean
 }
-type Bound = { model: string; input: Partial<PlanInput>; above: number; note: string }
+type Bound = { model: string; input: Partial<PlanInput>; above: number; note: string; litgpt?: boolean }
 type Row = Record<string, string>
 
 // TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json (not a catalog model).
@@ -77,7 +77,11 @@ const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true }
 // `(value.unsqueeze(-1) - nf4).abs()` (:444): an (n, 16) bf16 difference 32 and its abs 32, both alive until abs returns.
 // (A fp16 checkpoint adds its bf16 cast, to_nf4 :588, 2 more: not counted, the checkpoint's dtype is not in the row.)
 const TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT = 2 + 2 + 16 * 2 + 16 * 2
-const TORCHTUNE_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: false, quantizeOnDeviceBytesPerElement: TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT }
+// Its recipes build the model under training.set_default_dtype(bf16) (recipes/lora_finetune_single_device.py), so the
+// LoRALinear's lora_a/lora_b nn.Linear are bf16 as well: 2-byte adapters, gradients, AdamW states and adapter branch.
+const TORCHTUNE_PATH: PlanPath = {
+  kbitPrepared: false, quantSavesInput: false, quantizeOnDeviceBytesPerElement: TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT, adapterBytesPerParam: 2,
+}
 const HUB = 'assumed 512 tokens: litgpt forces the longest sample first and Alpaca2k has samples above 512'
 const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw', loraDropout: 0.05 } as const
 const TT_NOTE = 'assumed a 512-token batch (alpaca_cleaned truncated at max_seq_len 512); torchtune, not peft'
@@ -137,7 +141,7 @@ const SPECS: Record<number, Spec | Bound | string> = {
   51: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   52: { model: 'llama-2-7b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   53: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 2, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
-  54: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 4, optimizer: 'adamw' }, above: 40e9, note: 'OOM on a 40 GB A100' },
+  54: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, batch: 4, optimizer: 'adamw' }, litgpt: true, above: 40e9, note: 'OOM on a 40 GB A100' },
   55: { model: 'llama-2-13b', input: { ...LORA, ...LITGPT, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9 },
   56: { model: 'llama-2-13b', input: { ...QLORA, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   57: { model: 'llama-2-13b', input: { ...QLORA, doubleQuant: true, ...LITGPT, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
@@ -205,6 +209,16 @@ function litgptArch(arch: ModelArch): ModelArch {
   return { ...arch, name: `${arch.name} (lit-gpt)`, layerLinears: [fused, ...arch.layerLinears.filter((m) => m !== q && m !== k && m !== v)] }
 }
 
+/**
+ * The row's code path. Every lit-gpt row scored here ran `--precision bf16-true`, which converts the whole model,
+ * LoRA A/B included, to bf16 (lightning fabric HalfPrecision.convert_module: module.to(torch.bfloat16), applied by
+ * fabric.setup): 2-byte adapters, their gradients and AdamW states, and a bf16 adapter branch.
+ */
+function pathOf(spec: Spec | Bound): PlanPath {
+  const base = 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH
+  return spec.litgpt ? { ...base, adapterBytesPerParam: BYTES_PER_ELEMENT.bf16 } : base
+}
+
 function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boolean }): PlanInput {
   const arch = spec.litgpt ? litgptArch(model(spec.model)) : model(spec.model)
   const targets = spec.litgpt && Array.isArray(spec.input.targets)
@@ -247,7 +261,7 @@ rows.forEach((r, i) => {
   const dropped = (spec.input.loraDropout ?? 0) > 0 ? DROPOUT_SOURCES.find((d) => n >= d.rows[0] && n <= d.rows[1]) : undefined
   if ((spec.input.loraDropout ?? 0) > 0 && !dropped) throw new Error(`row ${n} plans lora_dropout ${spec.input.loraDropout} with no source for it`)
   const note = [spec.note, dropped?.source].filter(Boolean).join('; ') || undefined
-  const t = memoryTerms(inputFor(spec), 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH)
+  const t = memoryTerms(inputFor(spec), pathOf(spec))
   if ('above' in spec) {
     return checked.push({ row: n, model: name, bound: `> ${spec.above / 1e9} GB`, predictedBytes: t.peakBytes, pass: t.peakBytes > spec.above, note: note ?? '' })
   }

@@ -35,8 +35,8 @@ const NONE: ReadonlySet<string> = new Set()
  * the input's dtype. peft casts the input to lora_A's dtype (fp32) before dropout, so CPU keeps
  * 4 B per element: measured with MemTracker at Phi-3-mini's widths (docs/accuracy.md, "LoRA dropout").
  */
-export function dropoutMaskBytesPerElement(device: Device): number {
-  return device === 'cuda' ? 1 : ADAPTER_BYTES_PER_PARAM
+export function dropoutMaskBytesPerElement(device: Device, adapterBytes: number = ADAPTER_BYTES_PER_PARAM): number {
+  return device === 'cuda' ? 1 : adapterBytes
 }
 
 export type ActivationOptions = {
@@ -54,6 +54,8 @@ export type ActivationOptions = {
   loraDropout: number
   /** Where the step runs: the dropout mask's size differs (dropoutMaskBytesPerElement). */
   device: Device
+  /** Bytes per element of the LoRA weights, and so of the adapter branch's input (PlanPath.adapterBytesPerParam). */
+  adapterBytes?: number
 }
 
 /** Saved bytes of one decoder block, as coefficients of tokens (b*s) and of b*s^2. */
@@ -116,7 +118,8 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
 
   // Inputs of the block's Linears, by where they come from.
   const dims: Record<LinearRole, number> = { 'attn-in': h, 'attn-out': q, 'mlp-in': h, 'mlp-out': arch.intermediateSize }
-  const dropoutMask = o.loraDropout > 0 ? dropoutMaskBytesPerElement(o.device) : 0
+  const A = o.adapterBytes ?? ADAPTER_BYTES_PER_PARAM
+  const dropoutMask = o.loraDropout > 0 ? dropoutMaskBytesPerElement(o.device, A) : 0
   let firstBlockNoMask = 0
   let firstBlockRole: LinearRole | null = null
   for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
@@ -142,10 +145,11 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
         // nn.Dropout makes a new fp32 tensor per module, which lora_A keeps, and keeps its own mask; the cast
         // copy is then kept by neither (the mask's mul needs only the noise), and the block's other
         // savers of x are counted by role above, so p changes nothing beyond p > 0.
-        if (dropoutMask > 0) copies += (ADAPTER_BYTES_PER_PARAM + dropoutMask) * d
-        else if (S === ADAPTER_BYTES_PER_PARAM) shared = true
-        else copies += ADAPTER_BYTES_PER_PARAM * d
-        copies += ADAPTER_BYTES_PER_PARAM * o.rank
+        // (A: the adapter weights' bytes per element, the dtype x is cast to.)
+        if (dropoutMask > 0) copies += (A + dropoutMask) * d
+        else if (S === A) shared = true
+        else copies += A * d
+        copies += A * o.rank
         // The mul inside dropout saves its mask only for a gradient of its input; in block 0 the first adapted
         // input has no trainable parameter upstream. Measured: docs/accuracy.md, "LoRA dropout".
         if (firstBlockRole === null || firstBlockRole === role) {

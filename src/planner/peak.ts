@@ -44,6 +44,13 @@ export type PlanPath = {
    * loads, before training: its load transient is the `--phase load` plan, not part of the training peak.)
    */
   quantizeOnDeviceBytesPerElement?: number
+  /**
+   * Opt-in, absent for Headroom: bytes per element of the LoRA weights (and so of their gradients, AdamW states and
+   * the adapter branch's input) when the stack keeps them in 16-bit. peft casts them to fp32 (ADAPTER_BYTES_PER_PARAM);
+   * lit-gpt's `--precision bf16-true` (and torchtune, which builds under set_default_dtype) keep them in bf16:
+   * lightning fabric HalfPrecision.convert_module is module.to(torch.bfloat16), LoRA A/B included.
+   */
+  adapterBytesPerParam?: number
 }
 
 /** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
@@ -99,8 +106,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     }
   }
 
-  const paramBytes = full ? BYTES_PER_ELEMENT[input.dtype] : ADAPTER_BYTES_PER_PARAM
-  const adapterBytes = full ? 0 : (trainableParams * ADAPTER_BYTES_PER_PARAM) / shards
+  const adapterElementBytes = path.adapterBytesPerParam ?? ADAPTER_BYTES_PER_PARAM
+  const paramBytes = full ? BYTES_PER_ELEMENT[input.dtype] : adapterElementBytes
+  const adapterBytes = full ? 0 : (trainableParams * adapterElementBytes) / shards
   const gradientBytes = (trainableParams * paramBytes) / shards
   const largestTrainableTensor = full
     ? Math.max(shape.largestUnquantizedParams, shape.largestLinearParams)
@@ -119,6 +127,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     quantSavesInput: path.quantSavesInput,
     loraDropout: input.loraDropout,
     device: input.device,
+    adapterBytes: adapterElementBytes,
   })
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
