@@ -6,7 +6,7 @@ import { BYTES_PER_ELEMENT } from '../units.ts'
 import type { Breakdown, PlanInput } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM, loraParams } from './adapters.ts'
 import { activationTerms, layerActivations, QUANT_SAVES_INPUT } from './activations.ts'
-import { logitsBytes } from './logits.ts'
+import { lossBytes } from './logits.ts'
 import { optimizerTerms } from './optimizer.ts'
 import { overheadTerms } from './overhead.ts'
 import { modelShape, type ModelShape } from './shape.ts'
@@ -120,6 +120,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     loraDropout: input.loraDropout,
     device: input.device,
   })
+  // The offloaded checkpoint moves the block inputs that checkpointing saves; without checkpointing there are none
+  // to move, and on CPU host memory is the device (plan.ts warns in both cases).
+  const offload = input.offloadActivations === true && input.gradientCheckpointing && input.device === 'cuda'
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
   const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
@@ -131,8 +134,8 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
 
   return {
     at(batch: number, seq: number): MemoryTerms {
-      const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing)
-      const loss = logitsBytes(arch.vocabSize, batch, seq)
+      const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
+      const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
       const lossWins = loss >= act.layerBackwardBytes
       const backwardChurn = act.heldBytes + (lossWins ? loss : act.layerBackwardBytes)
       const backwardAllocated = resident + headGradBytes + backwardChurn
