@@ -94,7 +94,7 @@ function requestOf(flags: PlanFlags, cmd: Command, attributes: Map<PlanFieldName
 }
 
 // What the recommendation chooses; the rest of the request (model, config, GPU, device) stays as typed.
-const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank', 'alpha', 'targets', 'batch', 'seq', 'gradientCheckpointing', 'attention', 'optimizer']
+const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank', 'alpha', 'targets', 'batch', 'seq', 'gradientCheckpointing', 'attention', 'optimizer', 'loss', 'offloadActivations']
 
 /**
  * The `headroom plan` arguments that give exactly the recommended input when run as printed:

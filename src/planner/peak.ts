@@ -22,6 +22,8 @@ export type MemoryTerms = {
   peakAllocatedBytes: number
   /** Which moment sets the peak: loading, the loss at the start of backward, one block's backward, or optimizer.step(). */
   moment: 'load' | 'loss' | 'block' | 'step'
+  /** Pinned host memory the offloaded checkpoint holds (every block's input), bytes; 0 without offloading. Not device memory. */
+  hostBytes: number
 }
 
 /**
@@ -153,6 +155,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
           return finish(shape, match, trainableParams, breakdown, ol.contextBytes + ol.slackBytes, 'load')
         }
       }
+      const hostBytes = offload ? arch.numLayers * batch * seq * layer.checkpointBytesPerToken : 0
       const breakdown: Breakdown = {
         weights: weightBytes,
         adapters: adapterBytes,
@@ -162,7 +165,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
         logits: stepWins || !lossWins ? 0 : loss,
         overhead: o.contextBytes + o.slackBytes + o.workspaceBytes,
       }
-      return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, stepWins ? 'step' : lossWins ? 'loss' : 'block')
+      return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, stepWins ? 'step' : lossWins ? 'loss' : 'block', hostBytes)
     },
   }
 }
@@ -182,6 +185,7 @@ function finish(
   breakdown: Breakdown,
   notAllocatedBytes: number,
   moment: MemoryTerms['moment'],
+  hostBytes = 0,
 ): MemoryTerms {
   const b = breakdown
   b.weights = Math.round(b.weights)
@@ -193,7 +197,7 @@ function finish(
   b.overhead = Math.round(b.overhead)
   const peakBytes = b.weights + b.adapters + b.gradients + b.optimizer + b.activations + b.logits + b.overhead
   const peakAllocatedBytes = peakBytes - Math.round(notAllocatedBytes)
-  return { shape, match, trainableParams, breakdown, peakBytes, peakAllocatedBytes, moment }
+  return { shape, match, trainableParams, breakdown, peakBytes, peakAllocatedBytes, moment, hostBytes }
 }
 
 /** Peak bytes only, for searches. @example peakBytesOf({ ...input, seq: 4096 }) */
