@@ -280,7 +280,7 @@ export const PLAN_FIELDS = {
     help: 'cross-entropy over the vocabulary: full (b x s x V fp32 logits) or chunked (1,024 tokens at a time, recomputed in backward)',
     expect: `one of ${LOSSES.join(', ')}`,
     samples: LOSSES,
-    form: { label: 'Chunked loss' },
+    form: { label: 'Loss' },
   }),
   offloadActivations: field(z.boolean(), {
     flag: '--offload-activations',
