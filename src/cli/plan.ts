@@ -208,6 +208,9 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
         : `no sequence length fits at batch ${input.batch}`,
     )
   }
+  // Offloaded block inputs leave the GPU but need pinned host RAM: say how much, since the plan's bytes are the device's.
+  const hostBytes = input.phase === 'train' ? memoryTerms(input).hostBytes : 0
+  if (hostBytes > 0) lines.push(`host memory: ${formatGiB(hostBytes)} pinned for the ${input.model.numLayers} offloaded block inputs (--offload-activations)`)
   const concurrent = input.phase === 'inference' ? maxConcurrentSequences(input) : null
   if (concurrent !== null) {
     lines.push(

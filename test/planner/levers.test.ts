@@ -51,6 +51,9 @@ test('offloaded checkpoint: 2 blocks of b x s x h x 4 B on the device instead of
   assert.equal(on.moment, 'loss')
   assert.equal(off.breakdown.activations - on.breakdown.activations, (L - 2) * checkpoint)
   assert.equal(on.breakdown.activations, 2 * checkpoint)
+  // All 32 block inputs live in pinned host memory; none without offloading.
+  assert.equal(on.hostBytes, L * checkpoint)
+  assert.equal(off.hostBytes, 0)
 })
 
 test('offloading does nothing without checkpointing, or on CPU, and the plan says so', () => {
@@ -94,4 +97,17 @@ test('a plan that does not fit names only the levers that lower it', () => {
   const both = planMemory({ ...seedInput, seq: 131_072, batch: 4, loss: 'chunked', offloadActivations: true })
   const msg2 = both.warnings.find((w) => w.code === 'does_not_fit')!.message
   assert.doesNotMatch(msg2, /loss|offload/)
+})
+
+test('hostile lever values: plan --loss bogus and a non-boolean offloadActivations are usage errors naming the choices', async () => {
+  const { runCli } = await import('./run-cli.ts')
+  const { resolvePlanInput } = await import('../../src/request/index.ts')
+  const { ExitError } = await import('../../src/errors.ts')
+  const r = await runCli(['plan', '--loss', 'bogus'])
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /'bogus' is invalid\. Allowed choices are full, chunked/)
+  assert.doesNotMatch(r.stderr, /\n\s+at /)
+  await assert.rejects(resolvePlanInput({ loss: 'bogus' }), (e: Error) => e instanceof ExitError && e.exitCode === 2 && /loss must be one of full, chunked; got "bogus"/.test(e.message))
+  await assert.rejects(resolvePlanInput({ offloadActivations: 'yes' }), (e: Error) => e instanceof ExitError && /offloadActivations must be true or false; got "yes"/.test(e.message))
+  await assert.rejects(resolvePlanInput({ packing: 1 }), (e: Error) => e instanceof ExitError && /packing must be true or false; got 1/.test(e.message))
 })
