@@ -252,7 +252,8 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
     run.saveRecord(true)
 
     const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
-      const args = trainerArgs({ ...opts, method }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
+      // The auto-fit retry (attempt 1) runs its config as written, levers included: no lever flag overrides it.
+      const args = trainerArgs({ ...opts, method, ...(attempt > 0 ? { loss: undefined, offloadActivations: undefined, packing: undefined } : {}) }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
       const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
       const child = spawn(trainer.command, [...trainer.args, ...args], {
         cwd: process.cwd(),

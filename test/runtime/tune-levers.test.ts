@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url'
 import { startRun } from '../../src/runtime/supervisor.ts'
 import type { TuneOptions } from '../../src/runtime/types.ts'
 import { planMemory } from '../../src/planner/plan.ts'
+import { loadModel } from '../../src/catalog/index.ts'
+import { planInputFor, readSections } from '../../src/runtime/prediction.ts'
+import { writeFileSync } from 'node:fs'
 
 const FAKE = fileURLToPath(new URL('./fixtures/fake-trainer.mjs', import.meta.url))
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -76,6 +79,33 @@ test('a resumed run keeps its levers: the trainer gets them again without the fl
     assert.equal(argv[argv.indexOf('--loss') + 1], 'chunked')
     assert.ok(argv.includes('--packing'))
     assert.ok(!argv.includes('--offload-activations'))
+  } finally {
+    rmSync(scratch, { recursive: true, force: true })
+  }
+})
+
+test('--auto-fit: the retry runs the written config as is (no lever flag overrides it), and the config keeps --packing', async () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'headroom-levers-fit-'))
+  try {
+    const config = join(scratch, 'training_config.yaml')
+    writeFileSync(config, ['training_config:', '  ModelConfig:', '    torch_dtype: "bfloat16"', '  QuantizationConfig:', '    load_in_4bit: false', '  TrainingArguments:', '    per_device_train_batch_size: 4', '    max_length: 6144', '    gradient_checkpointing: false', ''].join('\n'))
+    const argvFile = join(scratch, 'argv.json')
+    const run = await startRun(
+      { config, model: 'phi-3-mini-128k-instruct', output: join(scratch, 'run'), device: 'cpu', maxSteps: 3, autoFit: true, loss: 'full', packing: true, env: { FAKE_SCENARIO: 'oom-then-ok', FAKE_ARGV_FILE: argvFile, HEADROOM_CPU_BF16: '0' } },
+      { trainer: { command: process.execPath, args: [FAKE] }, forwardSignals: false },
+    )
+    assert.equal((await run.done).state, 'succeeded')
+    assert.ok(run.autoFit, 'the retry happened')
+    const first = JSON.parse(readFileSync(`${argvFile}.oom`, 'utf8')) as string[]
+    const retry = JSON.parse(readFileSync(`${argvFile}.ok`, 'utf8')) as string[]
+    assert.equal(first[first.indexOf('--loss') + 1], 'full')
+    assert.ok(first.includes('--packing'))
+    for (const flag of ['--loss', '--offload-activations', '--packing']) assert.ok(!retry.includes(flag), `${flag} does not override the auto-fit config`)
+    // The written config decodes to what the retry was planned for, packing included.
+    const decoded = planInputFor(readSections(run.autoFit!.configPath), await loadModel('phi-3-mini-128k-instruct'), { device: 'cpu' })
+    assert.equal(decoded.packing, true)
+    assert.equal(decoded.loss, run.prediction!.input.loss)
+    assert.equal(planMemory(decoded).peakAllocatedBytes, run.prediction!.record.peakAllocatedBytes)
   } finally {
     rmSync(scratch, { recursive: true, force: true })
   }
