@@ -117,3 +117,17 @@ test('tune --loss bogus: exit 2 naming the choices, no stack trace', () => {
   assert.match(r.stderr, /'bogus' is invalid\. Allowed choices are full, chunked/)
   assert.doesNotMatch(r.stderr, /\n\s+at /)
 })
+
+test('POST /v1/runs takes the levers as tune does; a bad value is a 400 naming the field', async () => {
+  const { startServer } = await import('../../src/server/server.ts')
+  const server = await startServer({ db: ':memory:', port: 0, processMetrics: false })
+  try {
+    const res = await fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ loss: 'bogus', maxSteps: 1 }) })
+    const text = await res.text()
+    assert.equal(res.status, 400, text)
+    assert.match(text, /loss/)
+    assert.match(text, /full|chunked/)
+  } finally {
+    await server.close()
+  }
+})
