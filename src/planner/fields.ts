@@ -7,6 +7,7 @@
  */
 import { z } from 'zod'
 import type { Dtype, Quant } from '../units.ts'
+import { LOSS_CHUNK_TOKENS } from './logits.ts'
 
 export const PHASES = ['load', 'train', 'inference'] as const
 export const METHODS = ['full', 'lora', 'qlora'] as const
@@ -277,7 +278,7 @@ export const PLAN_FIELDS = {
     choices: LOSSES,
     // transformers' ForCausalLMLoss over the whole b x s x V logits: what the trainer runs unless asked.
     default: 'full',
-    help: 'cross-entropy over the vocabulary: full (b x s x V fp32 logits) or chunked (1,024 tokens at a time, recomputed in backward)',
+    help: `cross-entropy over the vocabulary: full (b x s x V fp32 logits) or chunked (${LOSS_CHUNK_TOKENS.toLocaleString('en-US')} tokens at a time, recomputed in backward)`,
     expect: `one of ${LOSSES.join(', ')}`,
     samples: LOSSES,
     form: { label: 'Loss' },
