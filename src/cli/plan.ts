@@ -94,7 +94,7 @@ function requestOf(flags: PlanFlags, cmd: Command, attributes: Map<PlanFieldName
 }
 
 // What the recommendation chooses; the rest of the request (model, config, GPU, device) stays as typed.
-const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank', 'alpha', 'targets', 'batch', 'seq', 'gradientCheckpointing', 'attention', 'optimizer']
+const KNOBS: PlanFieldName[] = ['method', 'quant', 'doubleQuant', 'dtype', 'rank', 'alpha', 'targets', 'batch', 'seq', 'gradientCheckpointing', 'attention', 'optimizer', 'loss', 'offloadActivations']
 
 /**
  * The `headroom plan` arguments that give exactly the recommended input when run as printed:
@@ -208,6 +208,9 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
         : `no sequence length fits at batch ${input.batch}`,
     )
   }
+  // Offloaded block inputs leave the GPU but need pinned host RAM: say how much, since the plan's bytes are the device's.
+  const hostBytes = input.phase === 'train' ? memoryTerms(input).hostBytes : 0
+  if (hostBytes > 0) lines.push(`host memory: ${formatGiB(hostBytes)} pinned for the ${input.model.numLayers} offloaded block inputs (--offload-activations)`)
   const concurrent = input.phase === 'inference' ? maxConcurrentSequences(input) : null
   if (concurrent !== null) {
     lines.push(

@@ -5,6 +5,8 @@
  */
 import { Command, Option } from 'commander'
 import { ExitError } from '../errors.ts'
+import { LOSSES } from '../planner/fields.ts'
+import { LOSS_CHUNK_TOKENS } from '../planner/logits.ts'
 import type { StepEvent, TrainerEvent } from '../runtime/events.ts'
 import { logEvery, progressLine, summaryLines } from '../runtime/progress.ts'
 import { startRun, type SupervisedRun } from '../runtime/supervisor.ts'
@@ -43,6 +45,9 @@ export function command(): Command {
     .option('--resume <run>', 'continue a run (its id under runs/, or its directory) from its last checkpoint')
     .option('--skip-bad-rows', 'skip dataset rows that do not parse instead of refusing the run')
     .option('--auto-fit', 'after an out-of-memory failure, retry once with the planner’s recommended configuration')
+    .addOption(new Option('--loss <impl>', `cross-entropy: full, or chunked (${LOSS_CHUNK_TOKENS.toLocaleString('en-US')} tokens at a time; overrides TrainingArguments.loss_implementation)`).choices(LOSSES))
+    .option('--offload-activations', 'keep checkpointed block inputs in host memory (CUDA; a no-op on CPU; overrides TrainingArguments.activation_offloading)')
+    .option('--packing', 'pack examples without padding (overrides TrainingArguments.packing)')
     .option('--json', 'print the run summary as JSON on the last stdout line')
     .option('--log-every <n>', 'without a terminal, print a progress line every n steps (default: about ten lines a run)', positiveInt('--log-every'))
     .option('--verbose', 'show the trainer’s own log lines as they come')
@@ -71,6 +76,9 @@ async function tune(flags: TuneFlags): Promise<number> {
       resume: flags.resume,
       skipBadRows: flags.skipBadRows,
       autoFit: flags.autoFit,
+      loss: flags.loss,
+      offloadActivations: flags.offloadActivations,
+      packing: flags.packing,
     },
     { onProgress: (line) => err.write(`${line}\n`) },
   )

@@ -12,7 +12,7 @@
 import type { Hardware, ModelArch } from '../catalog/types.ts'
 import { defaultLoraTargets, KAITO_PHI3_TARGETS } from '../catalog/index.ts'
 import { ConfigError } from '../errors.ts'
-import type { Attention, Method, Optimizer, PlanInput } from '../planner/types.ts'
+import type { Attention, LossImpl, Method, Optimizer, PlanInput } from '../planner/types.ts'
 import { dtypeFromTorchName, type Dtype, type Quant } from '../units.ts'
 
 /** training_config sections as read from YAML (values not yet typed). */
@@ -40,12 +40,22 @@ export type DecodeContext = {
 }
 
 /** The knobs decode resolves from the file (PlanInput's memory knobs). */
-export type Knob = 'method' | 'dtype' | 'quant' | 'doubleQuant' | 'rank' | 'alpha' | 'loraDropout' | 'targets' | 'batch' | 'seq' | 'gradientCheckpointing' | 'attention' | 'optimizer'
+export type Knob =
+  | 'method' | 'dtype' | 'quant' | 'doubleQuant' | 'rank' | 'alpha' | 'loraDropout' | 'targets' | 'batch' | 'seq' | 'gradientCheckpointing' | 'attention' | 'optimizer'
+  | 'loss' | 'offloadActivations' | 'packing'
 
 /** A PlanInput and, per knob, where its value came from (a config key, a library default, the device). */
 export type Decoded = { input: PlanInput; sources: Record<Knob, string> }
 
 // ---- One name map per knob, shared by decode and encode. ----
+
+/**
+ * The levers' keys in TrainingArguments (issue 13). packing and activation_offloading are TRL SFTConfig's;
+ * loss_implementation is a Headroom extension (like ModelConfig.attn_implementation) that KAITO's runtime
+ * does not know (schema.ts HEADROOM_ONLY_FIELDS: check and render refuse it for a KAITO cluster).
+ */
+export const LEVER_KEYS = { loss: 'loss_implementation', offloadActivations: 'activation_offloading', packing: 'packing' } as const
+const LOSS_OF: Record<string, LossImpl> = { full: 'full', chunked: 'chunked' }
 
 /** PlanInput dtype → torch dtype name (decode reads every torch spelling via units.dtypeFromTorchName). */
 export const TORCH_DTYPE_NAMES: Record<Dtype, string> = { fp32: 'float32', fp16: 'float16', bf16: 'bfloat16' }
@@ -98,6 +108,11 @@ export const RUNTIME_DEFAULTS = {
   attention: 'sdpa' as Attention,
   /** transformers 5 TrainingArguments.optim default adamw_torch_fused: fp32 m and v. */
   optimizer: 'adamw' as Optimizer,
+  /** Headroom's trainer: transformers' ForCausalLMLoss over the whole logits unless loss_implementation says chunked. */
+  loss: 'full' as LossImpl,
+  /** TRL SFTConfig.activation_offloading and SFTConfig.packing. */
+  offloadActivations: false,
+  packing: false,
 } as const
 
 /**
@@ -180,6 +195,19 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
   const attnName = typeof m.attn_implementation === 'string' ? m.attn_implementation : undefined
   const attention = attnName && ATTENTION_OF[attnName] ? from('attention', ATTENTION_OF[attnName], 'ModelConfig.attn_implementation') : from('attention', RUNTIME_DEFAULTS.attention, 'default: transformers picks sdpa')
   const optimizer = decodeOptimizer(t.optim, from)
+  const lossKey = t[LEVER_KEYS.loss]
+  const loss =
+    typeof lossKey === 'string' && LOSS_OF[lossKey]
+      ? from('loss', LOSS_OF[lossKey], `TrainingArguments.${LEVER_KEYS.loss}`)
+      : from('loss', RUNTIME_DEFAULTS.loss, `default: the full loss (TrainingArguments.${LEVER_KEYS.loss} ${lossKey === undefined ? 'unset' : `is ${String(lossKey)}, not full or chunked`})`)
+  const offloadActivations =
+    t[LEVER_KEYS.offloadActivations] !== undefined
+      ? from('offloadActivations', truthy(t[LEVER_KEYS.offloadActivations]), `TrainingArguments.${LEVER_KEYS.offloadActivations}`)
+      : from('offloadActivations', RUNTIME_DEFAULTS.offloadActivations, `default: TRL SFTConfig.${LEVER_KEYS.offloadActivations}`)
+  const packing =
+    t[LEVER_KEYS.packing] !== undefined
+      ? from('packing', truthy(t[LEVER_KEYS.packing]), `TrainingArguments.${LEVER_KEYS.packing}`)
+      : from('packing', RUNTIME_DEFAULTS.packing, `default: TRL SFTConfig.${LEVER_KEYS.packing}`)
 
   const cuda = ctx.device === 'cuda'
   const alloc = env.PYTORCH_CUDA_ALLOC_CONF
@@ -206,6 +234,9 @@ export function decodeExplained(config: Sections | object, ctx: DecodeContext): 
     device: ctx.device,
     // train.py sets expandable_segments:True unless the environment already says otherwise (KAITO's pod sets it too).
     expandableSegments: alloc === undefined || alloc.includes('expandable_segments:True'),
+    loss,
+    offloadActivations,
+    packing,
   }
   return { input, sources }
 }
@@ -327,6 +358,14 @@ export function encode(input: PlanInput, base: Sections = {}): Sections {
   delete train.max_seq_length
   train.gradient_checkpointing = input.gradientCheckpointing
   train.optim = OPTIM_NAMES[input.optimizer]
+  // The levers are written when on, or when base already has the key; a default left out keeps KAITO's files as
+  // they were (and loss_implementation, which KAITO's parser rejects, out of every config that does not chunk).
+  if ((input.loss ?? 'full') === 'chunked') train[LEVER_KEYS.loss] = 'chunked'
+  else delete train[LEVER_KEYS.loss]
+  for (const knob of ['offloadActivations', 'packing'] as const) {
+    const key = LEVER_KEYS[knob]
+    if (input[knob] === true || key in train) train[key] = input[knob] === true
+  }
   // bf16/fp16 (autocast) are not planner knobs: left as base has them (init's render sets them for the GPU).
   return s
 }

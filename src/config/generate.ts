@@ -10,6 +10,7 @@ import { parseTuningConfig } from './parse.ts'
 import { toPlanInput } from './plan-input.ts'
 import { renderTuningConfigMap } from './render.ts'
 import { QLORA_PARAMS_TEMPLATE } from './templates.ts'
+import { trainerAccepts } from './trainer-fields.ts'
 
 /** Share of usable GPU memory the recommendation leaves free for what no model predicts. */
 export const INIT_SAFETY_MARGIN = 0.1
@@ -38,7 +39,10 @@ export function generateTuningConfigMap(opts: GenerateOptions): { yaml: string; 
   // The template's bfloat16 would stop transformers at start-up on a GPU without bf16.
   if (!opts.hardware.gpu.bf16 && base.dtype === 'bf16') base.dtype = 'fp16'
   const goal = opts.goal ?? 'max-context'
-  const rec = recommend(base, { goal, seq: opts.seq, safetyMargin: INIT_SAFETY_MARGIN })
+  // The file is only useful if the trainer reads every key in it: the chunked loss's key
+  // (TrainingArguments.loss_implementation) is offered once the trainer's field list has it.
+  const losses = trainerAccepts('TrainingArguments', 'loss_implementation') ? undefined : (['full'] as const)
+  const rec = recommend(base, { goal, seq: opts.seq, safetyMargin: INIT_SAFETY_MARGIN, losses })
   if (!rec) return null
   return { yaml: renderTuningConfigMap(rec, { model: opts.model, hardware: opts.hardware, goal, name: opts.name }), recommendation: rec }
 }

@@ -8,6 +8,7 @@ import type { Hardware, ModelArch } from '../catalog/types.ts'
 import type { MemoryPlan, PlanInput, Recommendation } from '../planner/types.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
 import { encode, OPTIM_NAMES, TORCH_DTYPE_NAMES, type Sections } from './codec.ts'
+import { LOSS_CHUNK_TOKENS } from '../planner/logits.ts'
 
 export type RenderOptions = {
   model: ModelArch
@@ -79,6 +80,12 @@ function commentFor(key: string, input: PlanInput, plan: MemoryPlan): string | u
       return `memory: ${input.gradientCheckpointing ? 'keeps one activation per layer, recomputes the rest' : 'keeps every activation (faster, larger)'}`
     case 'TrainingArguments.optim':
       return `memory: optimizer state ${formatBytes(b.optimizer)}`
+    case 'TrainingArguments.loss_implementation':
+      return `memory: the loss over ${LOSS_CHUNK_TOKENS} tokens at a time, not all logits at once; Headroom runtime only, KAITO rejects this key`
+    case 'TrainingArguments.activation_offloading':
+      return `memory: ${input.offloadActivations ? 'checkpointed block inputs in host memory, two blocks on the GPU' : 'checkpointed block inputs stay on the GPU'}`
+    case 'TrainingArguments.packing':
+      return 'no memory change: packs examples without padding (throughput)'
     case 'DataCollator.mlm':
       return 'causal LMs have no mask token'
     default:
@@ -147,6 +154,10 @@ export function describeInput(input: PlanInput): string {
     `gradient checkpointing ${input.gradientCheckpointing ? 'on' : 'off'}`,
     `attention ${input.attention}`,
     `optim ${OPTIM_NAMES[input.optimizer]}`,
+    // The levers are named when on, so a description of a plan without them reads as before.
+    ...(input.loss === 'chunked' ? ['chunked loss'] : []),
+    ...(input.offloadActivations ? ['activation offloading'] : []),
+    ...(input.packing ? ['packing'] : []),
   ].join(', ')
 }
 

@@ -317,6 +317,8 @@ export type DataCollator = z.infer<typeof dataCollatorSchema>
 /** Fields Headroom's runtime reads that KAITO's dataclasses do not define (an error for a KAITO cluster). */
 export const HEADROOM_ONLY_FIELDS: Record<string, string> = {
   'ModelConfig.attn_implementation': 'KAITO v0.12.0 has no ModelConfig.attn_implementation',
+  // Headroom's chunked cross-entropy (issue 13); KAITO's tuning runtime computes the full loss only.
+  'TrainingArguments.loss_implementation': "KAITO v0.12.0 has no TrainingArguments.loss_implementation (its runtime computes the full loss; Headroom's trainer chunks it)",
 }
 
 /**

@@ -206,9 +206,18 @@ export type ActivationTerms = {
 }
 
 /**
+ * Checkpointed block inputs on the device at any moment when they are offloaded to host memory (an offloaded
+ * gradient checkpoint, Unsloth's "unsloth" checkpointing and torchtune's OffloadActivations): the block
+ * recomputing in backward, whose input was brought back, and the next one's input, prefetched on a side
+ * stream so the copy overlaps the compute. Units: blocks.
+ */
+export const OFFLOAD_RESIDENT_BLOCKS = 2
+
+/**
  * Saved activations for a micro-batch: every block's tensors without checkpointing; with it
  * (transformers gradient_checkpointing), only each block's input plus one block recomputed
- * at a time.
+ * at a time. With `offload` (checkpointing on, CUDA) the block inputs live in pinned host
+ * memory and only OFFLOAD_RESIDENT_BLOCKS of them are on the device.
  * @example activationTerms(layer, 32, 1, 2048, true).heldBytes
  */
 export function activationTerms(
@@ -217,13 +226,15 @@ export function activationTerms(
   batch: number,
   seq: number,
   gradientCheckpointing: boolean,
+  offload = false,
 ): ActivationTerms {
   const tokens = batch * seq
   const oneLayer = tokens * layer.bytesPerToken + tokens * seq * layer.bytesPerTokenSeq
   const mask = tokens * seq * layer.maskBytesPerTokenSeq
   const workspace = tokens * layer.backwardBytesPerToken + tokens * seq * layer.backwardBytesPerTokenSeq + layer.dequantBytes
   if (gradientCheckpointing) {
-    return { heldBytes: numLayers * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
+    const onDevice = offload ? Math.min(numLayers, OFFLOAD_RESIDENT_BLOCKS) : numLayers
+    return { heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
   }
   return { heldBytes: numLayers * oneLayer + mask - tokens * layer.firstBlockNoMaskBytesPerToken, layerBackwardBytes: workspace }
 }

@@ -4,12 +4,10 @@
  * schemas, the defaults, the error messages, the planner's enum types, the command a
  * recommendation prints and the dashboard form (`GET /v1/plan-fields`) are all derived from
  * it. Pure data: no I/O.
- *
- * loss, offloadActivations and packing (DESIGN.md §2.1) are not here because the planner does
- * not model them yet; accepting them and ignoring them would print a plan that is not the job.
  */
 import { z } from 'zod'
 import type { Dtype, Quant } from '../units.ts'
+import { LOSS_CHUNK_TOKENS } from './logits.ts'
 
 export const PHASES = ['load', 'train', 'inference'] as const
 export const METHODS = ['full', 'lora', 'qlora'] as const
@@ -19,6 +17,7 @@ export const ATTENTIONS = ['eager', 'sdpa', 'flash'] as const
 export const OPTIMIZERS = ['adamw', 'adamw_8bit', 'paged_adamw_8bit', 'sgd'] as const
 export const DEVICES = ['cuda', 'cpu'] as const
 export const PARALLELISMS = ['ddp', 'fsdp'] as const
+export const LOSSES = ['full', 'chunked'] as const
 
 // units.ts owns Dtype and Quant (bytes per element); the table must list exactly those values.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
@@ -270,6 +269,37 @@ export const PLAN_FIELDS = {
     help: 'cpu: no CUDA context or allocator slack',
     expect: `one of ${DEVICES.join(', ')}`,
     samples: DEVICES,
+  }),
+  // The levers of issue 13 (docs/memory-model.md, "Levers"); the trainer's flags of the same names.
+  loss: field(z.enum(LOSSES), {
+    flag: '--loss',
+    arg: 'impl',
+    kind: 'choice',
+    choices: LOSSES,
+    // transformers' ForCausalLMLoss over the whole b x s x V logits: what the trainer runs unless asked.
+    default: 'full',
+    help: `cross-entropy over the vocabulary: full (b x s x V fp32 logits) or chunked (${LOSS_CHUNK_TOKENS.toLocaleString('en-US')} tokens at a time, recomputed in backward)`,
+    expect: `one of ${LOSSES.join(', ')}`,
+    samples: LOSSES,
+    form: { label: 'Loss' },
+  }),
+  offloadActivations: field(z.boolean(), {
+    flag: '--offload-activations',
+    kind: 'boolean',
+    default: false,
+    help: 'keep the checkpointed block inputs in pinned host memory (CUDA, with checkpointing); two blocks stay on the GPU',
+    expect: 'true or false',
+    samples: [true, false],
+    form: { label: 'Offload activations' },
+  }),
+  packing: field(z.boolean(), {
+    flag: '--packing',
+    kind: 'boolean',
+    default: false,
+    help: 'padding-free packing of examples: no compute on padding; batch x seq is the token budget, the peak is unchanged',
+    expect: 'true or false',
+    samples: [true, false],
+    form: { label: 'Packing' },
   }),
 } as const
 

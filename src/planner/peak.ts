@@ -6,7 +6,7 @@ import { BYTES_PER_ELEMENT } from '../units.ts'
 import type { Breakdown, PlanInput } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM, loraParams } from './adapters.ts'
 import { activationTerms, layerActivations, QUANT_SAVES_INPUT } from './activations.ts'
-import { logitsBytes } from './logits.ts'
+import { lossBytes } from './logits.ts'
 import { optimizerTerms } from './optimizer.ts'
 import { overheadTerms } from './overhead.ts'
 import { modelShape, type ModelShape } from './shape.ts'
@@ -22,6 +22,8 @@ export type MemoryTerms = {
   peakAllocatedBytes: number
   /** Which moment sets the peak: loading, the loss at the start of backward, one block's backward, or optimizer.step(). */
   moment: 'load' | 'loss' | 'block' | 'step'
+  /** Pinned host memory the offloaded checkpoint holds (every block's input), bytes; 0 without offloading. Not device memory. */
+  hostBytes: number
 }
 
 /**
@@ -129,6 +131,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     device: input.device,
     adapterBytes: adapterElementBytes,
   })
+  // The offloaded checkpoint moves the block inputs that checkpointing saves; without checkpointing there are none
+  // to move, and on CPU host memory is the device (plan.ts warns in both cases).
+  const offload = input.offloadActivations === true && input.gradientCheckpointing && input.device === 'cuda'
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
   const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
   const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
@@ -140,8 +145,8 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
 
   return {
     at(batch: number, seq: number): MemoryTerms {
-      const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing)
-      const loss = logitsBytes(arch.vocabSize, batch, seq)
+      const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
+      const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
       const lossWins = loss >= act.layerBackwardBytes
       const backwardChurn = act.heldBytes + (lossWins ? loss : act.layerBackwardBytes)
       const backwardAllocated = resident + headGradBytes + backwardChurn
@@ -159,6 +164,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
           return finish(shape, match, trainableParams, breakdown, ol.contextBytes + ol.slackBytes, 'load')
         }
       }
+      const hostBytes = offload ? arch.numLayers * batch * seq * layer.checkpointBytesPerToken : 0
       const breakdown: Breakdown = {
         weights: weightBytes,
         adapters: adapterBytes,
@@ -168,7 +174,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
         logits: stepWins || !lossWins ? 0 : loss,
         overhead: o.contextBytes + o.slackBytes + o.workspaceBytes,
       }
-      return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, stepWins ? 'step' : lossWins ? 'loss' : 'block')
+      return finish(shape, match, trainableParams, breakdown, o.contextBytes + o.slackBytes, stepWins ? 'step' : lossWins ? 'loss' : 'block', hostBytes)
     },
   }
 }
@@ -188,6 +194,7 @@ function finish(
   breakdown: Breakdown,
   notAllocatedBytes: number,
   moment: MemoryTerms['moment'],
+  hostBytes = 0,
 ): MemoryTerms {
   const b = breakdown
   b.weights = Math.round(b.weights)
@@ -199,7 +206,7 @@ function finish(
   b.overhead = Math.round(b.overhead)
   const peakBytes = b.weights + b.adapters + b.gradients + b.optimizer + b.activations + b.logits + b.overhead
   const peakAllocatedBytes = peakBytes - Math.round(notAllocatedBytes)
-  return { shape, match, trainableParams, breakdown, peakBytes, peakAllocatedBytes, moment }
+  return { shape, match, trainableParams, breakdown, peakBytes, peakAllocatedBytes, moment, hostBytes }
 }
 
 /** Peak bytes only, for searches. @example peakBytesOf({ ...input, seq: 4096 }) */

@@ -93,6 +93,18 @@ function warningsFor(input: PlanInput, t: Terms, names: FieldNames): PlanWarning
       message: `flash_attention_2 needs compute capability 8.0 or newer and the ${gpu.name} has ${gpu.computeCapability}: use ${set('attention', 'sdpa')}`,
     })
   }
+  // The offloaded checkpoint moves the block inputs checkpointing saves, to host memory over PCIe (peak.ts).
+  if (input.offloadActivations && input.phase === 'train' && input.device === 'cpu') {
+    warnings.push({
+      code: 'offload_no_effect',
+      message: `${set('offloadActivations', true)} has no effect with ${set('device', 'cpu')}: the activations are in host memory already (the trainer accepts it as a no-op)`,
+    })
+  } else if (input.offloadActivations && input.phase === 'train' && !input.gradientCheckpointing) {
+    warnings.push({
+      code: 'offload_no_effect',
+      message: `${set('offloadActivations', true)} offloads the checkpointed block inputs, and ${set('gradientCheckpointing', false)} saves none: it has no effect here; use ${set('gradientCheckpointing', true)}`,
+    })
+  }
   if (gpu && t.peakBytes > usableMemoryBytes(gpu)) {
     warnings.push({ code: 'does_not_fit', message: doesNotFit(input, t.peakBytes, names) })
   }
@@ -115,6 +127,10 @@ function doesNotFit(input: PlanInput, peakBytes: number, names: FieldNames): str
   if (input.quant === 'none' && input.method !== 'full') fixes.push(`${set('method', 'qlora')} ${names === 'flags' ? '' : 'and '}${set('quant', 'nf4')}`)
   if (input.method === 'full') fixes.push(set('method', 'lora'))
   if (!input.gradientCheckpointing) fixes.push(set('gradientCheckpointing', true))
+  // A lever is named only where it lowers this plan's peak (the loss is not always the peak's moment).
+  const lowers = (patch: Partial<PlanInput>) => memoryTerms({ ...input, ...patch }).peakBytes < peakBytes
+  if ((input.loss ?? 'full') === 'full' && lowers({ loss: 'chunked' })) fixes.push(set('loss', 'chunked'))
+  if (!input.offloadActivations && lowers({ offloadActivations: true })) fixes.push(set('offloadActivations', true))
   if (input.attention === 'eager') fixes.push(set('attention', 'sdpa'))
   if (input.batch > 1) fixes.push(`a lower ${fieldName('batch', names)}`)
   else fixes.push(`a lower ${fieldName('seq', names)}`)

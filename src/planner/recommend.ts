@@ -7,9 +7,11 @@
  */
 import type { Dtype, Quant } from '../units.ts'
 import { formatBytes, formatCount, formatGiB } from '../units.ts'
-import type { Attention, Method, Optimizer, PlanInput, Recommendation, RecommendationReason, RecommendGoal } from './types.ts'
+import type { Attention, LossImpl, Method, Optimizer, PlanInput, Recommendation, RecommendationReason, RecommendGoal } from './types.ts'
 import { memoryTerms, prepareTerms } from './peak.ts'
-import { OPTIMIZERS } from './fields.ts'
+import { LOSSES, OPTIMIZERS } from './fields.ts'
+import { maxBatch, maxSeqLen } from './fit.ts'
+import { LOSS_CHUNK_TOKENS, lossBytes } from './logits.ts'
 import { usableMemoryBytes } from './overhead.ts'
 import { planMemory } from './plan.ts'
 
@@ -19,6 +21,8 @@ export type RecommendOptions = {
   seq?: number
   /** Share of usable GPU memory kept free, 0-0.9; default 0.1. */
   safetyMargin?: number
+  /** The loss implementations the search may choose; default both (a caller whose runtime lacks one narrows it). */
+  losses?: readonly LossImpl[]
 }
 
 export const DEFAULT_SAFETY_MARGIN = 0.1
@@ -47,6 +51,16 @@ const ATTENTION_SPEED: Record<Attention, number> = { sdpa: 1, flash: 1, eager: 0
 // Preference rather than speed: AdamW is the reference; 8-bit and paged states trade a little; plain SGD converges worse.
 const OPTIMIZER_PREFERENCE: Record<Optimizer, number> = { adamw: 1, adamw_8bit: 0.99, paged_adamw_8bit: 0.98, sgd: 0.5 }
 
+// The levers cost a little speed, so they win only where they buy a longer sequence or a bigger batch.
+// Chunked loss recomputes each chunk's logits in backward: one more b*s x h x V matmul (2*b*s*h*V FLOPs) against
+// training's ~6*N*b*s (Kaplan et al. 2020), under 1% for Phi-3-mini (2*3072*32064 / (6*3.8e9)); 0.99 rounds it up.
+const CHUNKED_LOSS_SPEED = 0.99
+// The offloaded checkpoint copies each block input (b*s*h) to host and back over PCIe on a side stream, overlapped
+// with compute; Unsloth reports a small overhead for its offloaded checkpoint. A ranking heuristic, not a measurement.
+const OFFLOAD_SPEED = 0.95
+
+type Levers = { loss: LossImpl; offloadActivations: boolean }
+
 type Candidate = { input: PlanInput; peakBytes: number; seq: number; batch: number; score: number }
 
 /**
@@ -73,6 +87,7 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   const margin = opts.safetyMargin ?? DEFAULT_SAFETY_MARGIN
   const budget = usableMemoryBytes(gpu) * (1 - margin)
   const seqTarget = opts.seq ?? base.seq
+  const losses = opts.losses ?? LOSSES
   const preferredRank = RANKS.reduce((a, r) => (Math.abs(r - base.rank) < Math.abs(a - base.rank) ? r : a), RANKS[0])
   const precisions = base.method === 'full' ? [{ method: 'full', quant: 'none', doubleQuant: false } as Precision, LORA, ...QLORA_PRECISIONS] : [LORA, ...QLORA_PRECISIONS]
   const flashOk = Number(gpu.computeCapability) >= 8
@@ -88,65 +103,73 @@ export function searchFit(base: PlanInput, opts: RecommendOptions = {}): SearchS
   for (const p of precisions) {
     const ranks = p.method === 'full' ? [base.rank] : RANKS
     for (const gradientCheckpointing of [false, true]) {
-      for (const attention of ATTENTION_ORDER) {
-        if (attention === 'flash' && !flashOk) continue
-        for (const optimizer of OPTIMIZERS) {
-          for (const rank of ranks) {
-            const speed =
-              QUANT_SPEED[p.quant] *
-              (gradientCheckpointing ? CHECKPOINTING_SPEED : 1) *
-              ATTENTION_SPEED[attention] *
-              OPTIMIZER_PREFERENCE[optimizer] *
-              // ranks beyond what was asked carry a hair of cost, so ties keep the requested rank
-              (1 - Math.abs(rank - preferredRank) / 1e4) *
-              // sdpa ships with torch; flash_attention_2 needs the flash-attn package: prefer sdpa on ties
-              (attention === 'flash' ? 0.999 : 1)
-            const input: PlanInput = {
-              ...base,
-              ...p,
-              dtype,
-              rank,
-              alpha: base.alpha,
-              gradientCheckpointing,
-              attention,
-              optimizer,
-              expandableSegments: true,
-              seq: seqTarget,
-              batch: 1,
-            }
-            const prepared = prepareTerms(input)
-            if (goal === 'max-throughput' || opts.seq !== undefined) {
-              // Every micro-batch is planned: prepareTerms makes each one a few multiplications.
-              let fitBatch = 0
-              let fitPeak = 0
-              for (let batch = 1; batch <= MAX_RECOMMENDED_BATCH; batch++) {
-                planned++
-                const peak = prepared.at(batch, seqTarget).peakBytes
-                if (peak <= budget && batch > fitBatch) {
-                  fitBatch = batch
-                  fitPeak = peak
-                }
+      // Offloading moves checkpointed block inputs to host memory: only with checkpointing, and only on CUDA.
+      const offloads = gradientCheckpointing && base.device === 'cuda' ? [false, true] : [false]
+      const levers: Levers[] = losses.flatMap((loss) => offloads.map((offloadActivations) => ({ loss, offloadActivations })))
+      for (const lever of levers) {
+        for (const attention of ATTENTION_ORDER) {
+          if (attention === 'flash' && !flashOk) continue
+          for (const optimizer of OPTIMIZERS) {
+            for (const rank of ranks) {
+              const speed =
+                QUANT_SPEED[p.quant] *
+                (gradientCheckpointing ? CHECKPOINTING_SPEED : 1) *
+                ATTENTION_SPEED[attention] *
+                OPTIMIZER_PREFERENCE[optimizer] *
+                // ranks beyond what was asked carry a hair of cost, so ties keep the requested rank
+                (1 - Math.abs(rank - preferredRank) / 1e4) *
+                // sdpa ships with torch; flash_attention_2 needs the flash-attn package: prefer sdpa on ties
+                (attention === 'flash' ? 0.999 : 1) *
+                (lever.loss === 'chunked' ? CHUNKED_LOSS_SPEED : 1) *
+                (lever.offloadActivations ? OFFLOAD_SPEED : 1)
+              const input: PlanInput = {
+                ...base,
+                ...p,
+                ...lever,
+                dtype,
+                rank,
+                alpha: base.alpha,
+                gradientCheckpointing,
+                attention,
+                optimizer,
+                expandableSegments: true,
+                seq: seqTarget,
+                batch: 1,
               }
-              if (fitBatch === 0) continue
-              const tokens = goal === 'max-context' ? seqTarget : fitBatch * seqTarget
-              consider({ input: { ...input, batch: fitBatch }, peakBytes: fitPeak, seq: seqTarget, batch: fitBatch, score: tokens * speed })
-            } else {
-              // Longest sequence at batch 1, by bisection (peak grows with seq).
-              let lo = 0
-              let hi = base.model.maxPositionEmbeddings
-              planned++
-              if (prepared.at(1, hi).peakBytes <= budget) lo = hi
-              else {
-                while (hi - lo > 1) {
-                  const mid = Math.floor((lo + hi) / 2)
+              const prepared = prepareTerms(input)
+              if (goal === 'max-throughput' || opts.seq !== undefined) {
+                // Every micro-batch is planned: prepareTerms makes each one a few multiplications.
+                let fitBatch = 0
+                let fitPeak = 0
+                for (let batch = 1; batch <= MAX_RECOMMENDED_BATCH; batch++) {
                   planned++
-                  if (prepared.at(1, mid).peakBytes <= budget) lo = mid
-                  else hi = mid
+                  const peak = prepared.at(batch, seqTarget).peakBytes
+                  if (peak <= budget && batch > fitBatch) {
+                    fitBatch = batch
+                    fitPeak = peak
+                  }
                 }
+                if (fitBatch === 0) continue
+                const tokens = goal === 'max-context' ? seqTarget : fitBatch * seqTarget
+                consider({ input: { ...input, batch: fitBatch }, peakBytes: fitPeak, seq: seqTarget, batch: fitBatch, score: tokens * speed })
+              } else {
+                // Longest sequence at batch 1, by bisection (peak grows with seq).
+                let lo = 0
+                let hi = base.model.maxPositionEmbeddings
+                planned++
+                if (prepared.at(1, hi).peakBytes <= budget) lo = hi
+                else {
+                  while (hi - lo > 1) {
+                    const mid = Math.floor((lo + hi) / 2)
+                    planned++
+                    if (prepared.at(1, mid).peakBytes <= budget) lo = mid
+                    else hi = mid
+                  }
+                }
+                if (lo === 0) continue
+                const chosen = { ...input, seq: lo }
+                consider({ input: chosen, peakBytes: prepared.at(1, lo).peakBytes, seq: lo, batch: 1, score: lo * speed })
               }
-              if (lo === 0) continue
-              const chosen = { ...input, seq: lo }
-              consider({ input: chosen, peakBytes: prepared.at(1, lo).peakBytes, seq: lo, batch: 1, score: lo * speed })
             }
           }
         }
@@ -227,6 +250,8 @@ function explain(base: PlanInput, c: Candidate, budget: number, margin: number, 
       : `gradient checkpointing off: everything fits without it (with it ${formatGiB(gcOther)}), and it would cost about 20% speed in recomputation.`,
   })
 
+  reasons.push(...explainLevers(r, c, budget, goal))
+
   const eager = at({ attention: 'eager' })
   reasons.push({
     knob: 'attention',
@@ -256,5 +281,43 @@ function explain(base: PlanInput, c: Candidate, budget: number, margin: number, 
     knob: 'env',
     message: 'PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True lets PyTorch grow memory segments instead of reserving fixed blocks, which avoids out-of-memory errors from fragmentation (the seed; KAITO sets it by default).',
   })
+  return reasons
+}
+
+/**
+ * Why the chunked loss and the offloaded checkpoint are on or off: each is on only where it buys a longer sequence
+ * (max-context) or a bigger batch (max-throughput) than the same configuration without it, and the reason says how much.
+ */
+function explainLevers(r: PlanInput, c: Candidate, budget: number, goal: RecommendGoal): RecommendationReason[] {
+  const reasons: RecommendationReason[] = []
+  const longest = goal === 'max-context' && r.batch === 1
+  // What the same configuration reaches without one lever, within the same budget.
+  const without = (patch: Partial<PlanInput>): string => {
+    const other = { ...r, ...patch }
+    if (longest) {
+      const n = maxSeqLen(other, { budgetBytes: budget }) ?? 0
+      return n > 0 ? `the longest sequence would be ${formatCount(n)} tokens instead of ${formatCount(c.seq)}` : 'not even one token would fit'
+    }
+    const n = maxBatch(other, { budgetBytes: budget }) ?? 0
+    return n > 0 ? `the largest batch at ${formatCount(c.seq)} tokens would be ${n} instead of ${r.batch}` : `not even batch 1 would fit at ${formatCount(c.seq)} tokens`
+  }
+  const tokens = r.batch * c.seq
+  const vocab = r.model.vocabSize
+  if (r.loss === 'chunked') {
+    reasons.push({
+      knob: 'loss',
+      message: `chunked loss: the full cross-entropy keeps fp32 logits and their gradients over the ${formatCount(vocab)}-token vocabulary for all ${formatCount(tokens)} tokens (${formatGiB(lossBytes('full', vocab, r.batch, c.seq, 0))}); computing them ${formatCount(LOSS_CHUNK_TOKENS)} tokens at a time and recomputing each chunk in backward keeps ${formatGiB(lossBytes('chunked', vocab, r.batch, c.seq, 0))} of logits. Without it ${without({ loss: 'full' })}; the recomputed logits cost under 1% speed.`,
+    })
+  } else {
+    reasons.push({ knob: 'loss', message: 'full loss: computing the loss in chunks would not buy a longer sequence or a bigger batch here, so the logits are computed at once.' })
+  }
+  if (r.offloadActivations) {
+    reasons.push({
+      knob: 'offloadActivations',
+      message: `offloaded activations: the ${r.model.numLayers} checkpointed block inputs move to pinned host memory as the forward makes them and come back one block ahead of backward, so only 2 stay on the GPU. Without it ${without({ offloadActivations: false })}; the copies overlap the compute, a few percent of speed. The host needs ${formatGiB(memoryTerms(r).hostBytes)} of free RAM for them.`,
+    })
+  } else if (r.gradientCheckpointing && r.device === 'cuda') {
+    reasons.push({ knob: 'offloadActivations', message: 'block inputs stay on the GPU: offloading them to host memory would not buy a longer sequence or a bigger batch here.' })
+  }
   return reasons
 }

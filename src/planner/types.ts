@@ -4,7 +4,7 @@
  */
 import type { Dtype, Quant } from '../units.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
-import type { ATTENTIONS, DEVICES, METHODS, OPTIMIZERS, PARALLELISMS, PHASES } from './fields.ts'
+import type { ATTENTIONS, DEVICES, LOSSES, METHODS, OPTIMIZERS, PARALLELISMS, PHASES } from './fields.ts'
 
 // The enums come from the plan-field table (fields.ts), the one place their values are listed.
 export type Phase = (typeof PHASES)[number]
@@ -13,6 +13,7 @@ export type Attention = (typeof ATTENTIONS)[number]
 export type Optimizer = (typeof OPTIMIZERS)[number]
 export type Device = (typeof DEVICES)[number]
 export type Parallelism = (typeof PARALLELISMS)[number]
+export type LossImpl = (typeof LOSSES)[number]
 
 /** A fully resolved planning question: every knob has a value. */
 export type PlanInput = {
@@ -42,6 +43,13 @@ export type PlanInput = {
   device: Device
   /** PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Headroom sets it by default). */
   expandableSegments: boolean
+  // The levers (issue 13). Optional so that inputs written before them plan as before: absent is the default.
+  /** Cross-entropy over the whole logits (full, the default) or over LOSS_CHUNK_TOKENS tokens at a time (chunked). */
+  loss?: LossImpl
+  /** Checkpointed block inputs kept in host memory (CUDA with checkpointing only); default false. */
+  offloadActivations?: boolean
+  /** Padding-free packing of examples; changes throughput, not the peak (docs/memory-model.md); default false. */
+  packing?: boolean
 }
 
 export type Breakdown = {

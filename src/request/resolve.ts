@@ -165,6 +165,9 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     parallelism: req.parallelism ?? PLAN_DEFAULTS.parallelism,
     device,
     expandableSegments: true,
+    loss: req.loss ?? file.loss ?? PLAN_DEFAULTS.loss,
+    offloadActivations: req.offloadActivations ?? file.offloadActivations ?? PLAN_DEFAULTS.offloadActivations,
+    packing: req.packing ?? file.packing ?? PLAN_DEFAULTS.packing,
   }
   if (input.method === 'full' && req.rank !== undefined) {
     throw incompatible(`${n('rank')} sets the LoRA rank and ${n('method')} full trains every weight: drop ${n('rank')} or use ${n('method')} lora`, 'rank')

@@ -64,5 +64,7 @@ function describeChanges(a: PlanInput, b: PlanInput): string {
   if (a.attention !== b.attention) out.push(`attention ${a.attention} → ${b.attention}`)
   if (a.optimizer !== b.optimizer) out.push(`optimizer ${a.optimizer} → ${b.optimizer}`)
   if (a.rank !== b.rank && b.method !== 'full') out.push(`LoRA r ${a.rank} → ${b.rank}`)
+  if ((a.loss ?? 'full') !== (b.loss ?? 'full')) out.push(`loss ${a.loss ?? 'full'} → ${b.loss ?? 'full'}`)
+  if (Boolean(a.offloadActivations) !== Boolean(b.offloadActivations)) out.push(`activation offloading ${b.offloadActivations ? 'on' : 'off'}`)
   return out.length ? out.join(', ') : 'the same configuration'
 }

@@ -26,7 +26,12 @@ export type PredictContext = {
   device: 'cpu' | 'cuda'
   /** --method, when the user overrides what the config implies. */
   method?: 'auto' | 'lora' | 'qlora' | 'full'
+  /** tune's --loss, --offload-activations, --packing: they override the config's keys, in the trainer and here. */
+  levers?: Levers
 }
+
+/** The lever flags tune passes to the trainer; an undefined one leaves the config's key (or its default). */
+export type Levers = Partial<Pick<PlanInput, 'loss' | 'offloadActivations' | 'packing'>>
 
 export type RunPrediction = {
   record: PredictionRecord
@@ -113,9 +118,9 @@ function isMap(v: unknown): v is Record<string, any> {
  * The trainer's resolution of a training_config into one planner question: the codec's decode
  * with this machine's facts (CPU bf16 capability, the GPU nvidia-smi reports, the environment).
  */
-export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method'>): PlanInput {
+export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method' | 'levers'>): PlanInput {
   const gpu = ctx.device === 'cuda' ? detectedGpu() : null
-  return decode(sections, {
+  const input = decode(sections, {
     model,
     device: ctx.device,
     hardware: gpu ? { gpu, count: 1 } : null,
@@ -124,6 +129,9 @@ export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<Pre
     target: 'local',
     env: { DEFAULT_TARGET_MODULES: process.env.DEFAULT_TARGET_MODULES, PYTORCH_CUDA_ALLOC_CONF: process.env.PYTORCH_CUDA_ALLOC_CONF },
   })
+  // The trainer's flags win over the file's keys (train.py), so they do here.
+  for (const [k, v] of Object.entries(ctx.levers ?? {})) if (v !== undefined) Object.assign(input, { [k]: v })
+  return input
 }
 
 function detectedGpu(): Gpu | null {

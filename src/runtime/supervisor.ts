@@ -187,7 +187,7 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
   let predictionError: string | undefined
   if (sup.predict !== false) {
     try {
-      prediction = await predictRun({ config: opts.config, model: opts.model, device, method: opts.method })
+      prediction = await predictRun({ config: opts.config, model: opts.model, device, method: opts.method, levers: { loss: opts.loss, offloadActivations: opts.offloadActivations, packing: opts.packing } })
     } catch (err) {
       // A config that does not parse stops the run here, with YAML line numbers; anything
       // else (a model the catalog cannot describe) only costs the prediction.
@@ -252,7 +252,8 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
     run.saveRecord(true)
 
     const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
-      const args = trainerArgs({ ...opts, method }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
+      // The auto-fit retry (attempt 1) runs its config as written, levers included: no lever flag overrides it.
+      const args = trainerArgs({ ...opts, method, ...(attempt > 0 ? { loss: undefined, offloadActivations: undefined, packing: undefined } : {}) }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
       const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
       const child = spawn(trainer.command, [...trainer.args, ...args], {
         cwd: process.cwd(),
@@ -337,7 +338,7 @@ function refuseFinished(runDir: string, flag: '--resume' | '--output'): void {
 /** KAITO's completion marker, written by the trainer last, after the adapter. */
 const COMPLETED_SENTINEL = 'fine_tuning_completed.txt'
 
-const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows'] as const
+const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows', 'loss', 'offloadActivations', 'packing'] as const
 
 function resumableOptions(options: unknown): Partial<TuneOptions> {
   if (!options || typeof options !== 'object') return {}
@@ -369,6 +370,10 @@ function trainerArgs(
   if (ctx.resumeFrom) args.push('--resume-from', ctx.resumeFrom)
   if (opts.skipBadRows) args.push('--skip-bad-rows')
   if (opts.method && opts.method !== 'auto') args.push('--method', opts.method)
+  // The levers (issue 13): train.py's flags of the same names override the config's keys.
+  if (opts.loss) args.push('--loss', opts.loss)
+  if (opts.offloadActivations) args.push('--offload-activations')
+  if (opts.packing) args.push('--packing')
   // The max_length worst case: the trainer echoes it; the run's prediction follows its batches.
   if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
   return args

@@ -3,6 +3,7 @@
  * start and follow a fine-tune. Implemented in supervisor.ts (the only file that spawns).
  */
 import type { RunSummary, TrainerEvent } from './events.ts'
+import type { LossImpl } from '../planner/types.ts'
 
 export type TuneOptions = {
   /** training_config YAML (ConfigMap or bare document); default: KAITO's qlora template adapted for the device. */
@@ -22,6 +23,10 @@ export type TuneOptions = {
   skipBadRows?: boolean
   /** Retry once with the planner's recommended configuration after an OOM. */
   autoFit?: boolean
+  /** The levers (issue 13), passed to the trainer as --loss, --offload-activations, --packing; they override the config's keys. */
+  loss?: LossImpl
+  offloadActivations?: boolean
+  packing?: boolean
   runId?: string
   /** Extra environment for the trainer process. */
   env?: Record<string, string>

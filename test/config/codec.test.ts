@@ -150,6 +150,39 @@ describe('encode', () => {
   })
 })
 
+describe('the levers (issue 13): TrainingArguments.loss_implementation, activation_offloading, packing', () => {
+  test('decode reads the three keys, with their sources; absent means full, off, off', () => {
+    const { input, sources } = decodeExplained({ ...QLORA, TrainingArguments: { loss_implementation: 'chunked', activation_offloading: true, packing: 'true' } }, cuda())
+    assert.deepEqual([input.loss, input.offloadActivations, input.packing], ['chunked', true, true])
+    assert.equal(sources.loss, 'TrainingArguments.loss_implementation')
+    assert.equal(sources.offloadActivations, 'TrainingArguments.activation_offloading')
+    assert.equal(sources.packing, 'TrainingArguments.packing')
+    const plain = decodeExplained(QLORA, cuda())
+    assert.deepEqual([plain.input.loss, plain.input.offloadActivations, plain.input.packing], ['full', false, false])
+    assert.match(plain.sources.loss, /^default: /)
+    assert.match(plain.sources.packing, /^default: TRL SFTConfig.packing/)
+    // A value the trainer does not run is planned as the full loss, and the source says why.
+    const odd = decodeExplained({ TrainingArguments: { loss_implementation: 'fused' } }, cuda())
+    assert.equal(odd.input.loss, 'full')
+    assert.match(odd.sources.loss, /is fused, not full or chunked/)
+  })
+
+  test('encode writes a lever that is on; a default is left out unless the file had the key', () => {
+    const input = decode(QLORA, cuda())
+    const on = encode({ ...input, loss: 'chunked', offloadActivations: true, packing: true }, QLORA)
+    assert.equal(on.TrainingArguments.loss_implementation, 'chunked')
+    assert.equal(on.TrainingArguments.activation_offloading, true)
+    assert.equal(on.TrainingArguments.packing, true)
+    const off = encode({ ...input, loss: 'full', offloadActivations: false, packing: false }, QLORA)
+    for (const key of ['loss_implementation', 'activation_offloading', 'packing']) assert.ok(!(key in off.TrainingArguments), key)
+    // The file said packing: true, the plan says false: written as false, so the file says what was planned.
+    const turnedOff = encode({ ...input, packing: false, loss: 'full' }, { TrainingArguments: { packing: true, loss_implementation: 'chunked' } })
+    assert.equal(turnedOff.TrainingArguments.packing, false)
+    assert.ok(!('loss_implementation' in turnedOff.TrainingArguments), "full is the default and KAITO's parser rejects the key")
+    assert.equal(decode(turnedOff, cuda()).loss, 'full')
+  })
+})
+
 /** A small deterministic PRNG (mulberry32), so a failure names a reproducible case. */
 function rng(seed: number): () => number {
   let a = seed
@@ -188,6 +221,9 @@ function randomInput(r: () => number, model: ModelArch, device: 'cpu' | 'cuda'):
     parallelism: 'ddp',
     device,
     expandableSegments: true,
+    loss: pick(['full', 'chunked'] as const),
+    offloadActivations: r() < 0.5,
+    packing: r() < 0.5,
   }
 }
 

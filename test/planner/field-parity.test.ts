@@ -103,10 +103,13 @@ test('plan --json, POST /v1/plans and the library agree byte for byte on every f
   }
 
   // A flag that should change the plan does: some value of every field (but alpha, which
-  // scales the adapter's output and costs no memory) plans differently from the default, or
-  // from its context where it needs one (CONTEXT, also planned through all three doors above).
+  // scales the adapter's output and costs no memory, and packing, which removes padding from
+  // the batch x seq token budget and leaves the peak as it is: checked to be identical below)
+  // plans differently from the default, or from its context where it needs one (CONTEXT, also
+  // planned through all three doors above).
+  const costsNoMemory = new Set(['alpha', 'packing', 'config'])
   for (const name of PLAN_FIELD_NAMES) {
-    if (name === 'alpha' || name === 'config') continue
+    if (costsNoMemory.has(name)) continue
     const ctx: PlanRequest = CONTEXT[name] ?? {}
     const baseline = await viaLibrary(ctx)
     assert.ok(baseline.ok)
@@ -147,4 +150,13 @@ test('--config: plan --json, POST /v1/plans and the library agree for an allowed
   assert.equal(refused.status, 403)
   assert.equal(refused.path, 'config')
   assert.doesNotMatch(refused.text, /--/)
+})
+
+test('--packing plans the same peak as padding: the planner claims no memory it does not save', async () => {
+  for (const req of [{}, { method: 'lora', seq: 8192, batch: 4 }, { attention: 'eager', seq: 4096 }] as PlanRequest[]) {
+    const padded = await viaLibrary({ ...req, packing: false })
+    const packed = await viaLibrary({ ...req, packing: true })
+    assert.ok(padded.ok && packed.ok)
+    assert.equal(packed.json, padded.json, JSON.stringify(req))
+  }
 })

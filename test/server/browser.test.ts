@@ -86,6 +86,36 @@ test('the dashboard draws the plan explorer and a live run', { skip: !existsSync
       assert.match(await page.textContent('#plan-summary') ?? '', new RegExp(`^${(api.peakBytes / 1024 ** 3).toFixed(1)} GiB peak`), `checkpointing ${gc}`)
     }
 
+    // The levers (issue 13) are switches from the same table: on QLoRA at 65,536 tokens the chunked loss and the
+    // offloaded checkpoint each lower the peak the page shows, to what POST /v1/plans gives; packing changes nothing.
+    for (const name of ['loss', 'offloadActivations', 'packing']) {
+      const options = await page.$$eval(`#f-${name} option`, (os) => os.map((o) => (o as HTMLOptionElement).value))
+      assert.deepEqual(options, name === 'loss' ? ['full', 'chunked'] : ['true', 'false'], name)
+    }
+    const leverBase = { model: 'phi-3-mini-128k-instruct', gpu: 'A100-80GB', method: 'qlora', dtype: 'bf16', batch: 1, seq: 65536, rank: 8, gradientCheckpointing: true, attention: 'sdpa', optimizer: 'adamw' }
+    const shown = async (levers: { loss: string; offloadActivations: boolean; packing: boolean }) => {
+      const api = (await (await fetch(`${server.url}/v1/plans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...leverBase, ...levers }) })).json()) as { peakBytes: number }
+      const expected = `${(api.peakBytes / 1024 ** 3).toFixed(1)} GiB peak`
+      await page.selectOption('#f-loss', levers.loss)
+      await page.selectOption('#f-offloadActivations', String(levers.offloadActivations))
+      await page.selectOption('#f-packing', String(levers.packing))
+      await page.waitForFunction((e) => (document.querySelector('#plan-summary')?.textContent ?? '').startsWith(e), expected, { timeout: 60_000 })
+      return api.peakBytes
+    }
+    await page.selectOption('#f-method', 'qlora')
+    await page.selectOption('#f-gradientCheckpointing', 'true')
+    await page.fill('#f-seq', '65536')
+    const none = await shown({ loss: 'full', offloadActivations: false, packing: false })
+    const chunked = await shown({ loss: 'chunked', offloadActivations: false, packing: false })
+    const both = await shown({ loss: 'chunked', offloadActivations: true, packing: false })
+    const drawnBefore = await page.$eval('body', (b) => b.dataset.planDrawn)
+    const packed = await shown({ loss: 'chunked', offloadActivations: true, packing: true })
+    // The curve is drawn after the summary: let it finish before the screenshot.
+    await page.waitForFunction((before) => document.body.dataset.planDrawn !== before, drawnBefore, { timeout: 60_000 })
+    assert.ok(chunked < none && both < chunked, `${none} > ${chunked} > ${both}`)
+    assert.equal(packed, both, 'packing claims no memory')
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-levers.png'), fullPage: true })
+
     // A run reported with canned events: the runs list, then the run view, which keeps
     // drawing as more events arrive over SSE.
     const events = cannedEvents(40, Date.now() - 60_000)

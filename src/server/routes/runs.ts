@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { newRunId } from '../../runtime/run-id.ts'
 import { runState, trainerEvent } from '../../runtime/events.ts'
+import { LOSSES } from '../../planner/fields.ts'
 import type { RunStore } from '../../store/runs.ts'
 import { readTuningFile } from '../../config/parse.ts'
 import { readJson } from '../body.ts'
@@ -44,6 +45,10 @@ const createRunBody = z
     resume: runId.optional(),
     skipBadRows: z.boolean().optional(),
     autoFit: z.boolean().optional(),
+    // The levers (issue 13), as `headroom tune --loss --offload-activations --packing`.
+    loss: z.enum(LOSSES).optional(),
+    offloadActivations: z.boolean().optional(),
+    packing: z.boolean().optional(),
     runId: runId.optional(),
   })
   .strict()
