@@ -370,6 +370,8 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
 
 def _save_checkpoint(world, output_dir, step, model, optimizer, scheduler, state, method, keep):
     """Rank 0 writes checkpoint-N (FSDP: after every rank helped gather the full state); all wait for it."""
+    from . import _checkpoint
+
     model_state = world.full_model_state(model)
     optimizer_state = world.optimizer_state(model, optimizer) if world.parallelism == "fsdp" else None
     path = output_dir / f"checkpoint-{step}"
@@ -407,7 +409,9 @@ class Run:
             "measuredPeakBytes": self.peak or None,
         }
         if self.per_rank is not None:
-            summary.update(ranks=len(self.per_rank), measuredPeakBytesPerRank=self.per_rank, measuredPeakBytes=max(self.per_rank) or None)
+            summary["ranks"] = len(self.per_rank)
+            if any(self.per_rank):  # no rank measured (--memory-every 0): unknown, not zero
+                summary.update(measuredPeakBytesPerRank=self.per_rank, measuredPeakBytes=max(self.per_rank))
         if not self.is_main:
             # Rank 0 reports the run; another rank's end is visible through its exit code.
             return
