@@ -26,6 +26,9 @@ export type PredictContext = {
   device: 'cpu' | 'cuda'
   /** --method, when the user overrides what the config implies. */
   method?: 'auto' | 'lora' | 'qlora' | 'full'
+  /** Distributed runs: ranks (world size) and how the model is spread; the plan is then per rank. */
+  ranks?: number
+  parallelism?: 'ddp' | 'fsdp'
 }
 
 export type RunPrediction = {
@@ -113,9 +116,9 @@ function isMap(v: unknown): v is Record<string, any> {
  * The trainer's resolution of a training_config into one planner question: the codec's decode
  * with this machine's facts (CPU bf16 capability, the GPU nvidia-smi reports, the environment).
  */
-export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method'>): PlanInput {
+export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method' | 'ranks' | 'parallelism'>): PlanInput {
   const gpu = ctx.device === 'cuda' ? detectedGpu() : null
-  return decode(sections, {
+  const input = decode(sections, {
     model,
     device: ctx.device,
     hardware: gpu ? { gpu, count: 1 } : null,
@@ -124,6 +127,11 @@ export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<Pre
     target: 'local',
     env: { DEFAULT_TARGET_MODULES: process.env.DEFAULT_TARGET_MODULES, PYTORCH_CUDA_ALLOC_CONF: process.env.PYTORCH_CUDA_ALLOC_CONF },
   })
+  // Under torchrun every rank is one "GPU" of the plan (on CPU too: a rank is a process with
+  // its own replica or shard), so the planner's per-rank terms apply: DDP's gradient buckets,
+  // FSDP's 1/ranks shards plus the all-gathered units.
+  const ranks = ctx.ranks ?? 1
+  return ranks > 1 ? { ...input, gpus: ranks, parallelism: ctx.parallelism ?? 'ddp' } : input
 }
 
 function detectedGpu(): Gpu | null {

@@ -3,6 +3,7 @@
  * start and follow a fine-tune. Implemented in supervisor.ts (the only file that spawns).
  */
 import type { RunSummary, TrainerEvent } from './events.ts'
+import type { DistributedOptions } from './torchrun.ts'
 
 export type TuneOptions = {
   /** training_config YAML (ConfigMap or bare document); default: KAITO's qlora template adapted for the device. */
@@ -25,7 +26,7 @@ export type TuneOptions = {
   runId?: string
   /** Extra environment for the trainer process. */
   env?: Record<string, string>
-}
+} & DistributedOptions
 
 export interface RunHandle {
   readonly id: string
