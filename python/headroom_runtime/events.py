@@ -52,7 +52,8 @@ def reader_gone() -> bool:
 def log(message: str) -> None:
     """A human-readable log line (stderr; the supervisor passes it through)."""
     try:
-        sys.stderr.write(f"headroom: {message}\n" if _rank is None else f"headroom[rank {_rank}]: {message}\n")
+        # Rank 0 speaks for the run; the others' lines are tagged (headroom tune shows them with --verbose).
+        sys.stderr.write(f"headroom: {message}\n" if not _rank else f"headroom[rank {_rank}]: {message}\n")
         sys.stderr.flush()
     except BrokenPipeError:  # the supervisor is gone; see emit()
         sys.stderr = open(os.devnull, "w")
