@@ -5,6 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { missingCheckpointFiles } from '../../src/runtime/checkpoints.ts'
 import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, writeTmp } from './helpers.ts'
@@ -113,6 +114,29 @@ test('a rank killed with SIGKILL fails the run with a clear message; the last ch
   assert.match(resumed.stderr, new RegExp(`resuming after step ${last}`))
 })
 
+test('two nodes on loopback (--nnodes 2, one supervisor each) finish one training run', { skip, timeout: 300_000 }, async () => {
+  const port = await freePort()
+  const cfg = config()
+  const node = (rank: number, out: string) =>
+    headroom(['tune', '--json', '--nproc', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-addr', '127.0.0.1', '--master-port', String(port), '--model', TINY_LLAMA, '--config', cfg, '--output', out])
+  const [out0, out1] = [join(tmp(), 'node0'), join(tmp(), 'node1')]
+  const [r0, r1] = await Promise.all([node(0, out0), node(1, out1)])
+  assert.equal(r0.code, 0, r0.stderr)
+  assert.equal(r1.code, 0, r1.stderr)
+  const [s0, s1] = [lastJsonLine(r0.stdout), lastJsonLine(r1.stdout)] as Record<string, any>[]
+  // One run: both nodes trained the same steps with the same (all-reduced) loss...
+  assert.equal(s0.steps, STEPS)
+  assert.equal(s1.steps, STEPS)
+  assert.equal(s0.lastLoss, s1.lastLoss)
+  assert.equal(s0.ranks, 2)
+  // ...and only node 0 (global rank 0) wrote the adapter.
+  assert.equal(s0.adapterDir, out0)
+  assert.ok(existsSync(join(out0, 'adapter_model.safetensors')) && existsSync(join(out0, 'fine_tuning_completed.txt')))
+  assert.equal(s1.adapterDir, null)
+  assert.ok(!existsSync(join(out1, 'adapter_model.safetensors')))
+  assert.ok(s1.measuredPeakBytesPerRank[1] > 0, 'node 1 measured its own rank')
+})
+
 test('distributed usage errors exit 2 with one line and start nothing', async () => {
   const cases: [string[], RegExp][] = [
     [['--nproc', '0'], /--nproc must be a whole number of at least 1, got "0"/],
@@ -133,6 +157,17 @@ test('distributed usage errors exit 2 with one line and start nothing', async ()
     assert.ok(!existsSync(join(out, 'run.json')), 'nothing started')
   }
 })
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer()
+    server.once('error', fail)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => done(port))
+    })
+  })
+}
 
 /** Child pids of a process (Linux /proc), e.g. torchrun's ranks. */
 function childrenOf(pid: number): number[] {
