@@ -217,6 +217,11 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
         if (written_by == "fsdp") != (world.parallelism == "fsdp"):
             raise InputError("config", f"checkpoint {checkpoint} was written with parallelism {written_by}, this run uses {world.parallelism}: "
                              f"resume with the same --parallelism (its optimizer state is stored per {'parameter name' if written_by == 'fsdp' else 'parameter index'})", "--resume-from")
+        written_world = int(checkpoint_state.get("world_size", 1))
+        if written_world != world.world_size:
+            # The position in the data counts global batches of per_device x ranks examples.
+            raise InputError("config", f"checkpoint {checkpoint} was written by {written_world} rank(s), this run has {world.world_size}: "
+                             f"resume with the same number of ranks (--nproc x --nnodes = {written_world})", "--resume-from")
     model = world.wrap(model, device, method)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
@@ -238,7 +243,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     # A rerun into the same directory must not leave the previous run's success marker behind.
     if world.is_main:
         (output_dir / SENTINEL).unlink(missing_ok=True)
-    if world.enabled:
+    if world.enabled and not stop.supervised:  # headroom tune prints it from the start event
         log(_describe_batch(batch_size, world.world_size, accumulation))
 
     memory = MemoryMeter(device, every=args.memory_every)
@@ -376,7 +381,7 @@ def _save_checkpoint(world, output_dir, step, model, optimizer, scheduler, state
     optimizer_state = world.optimizer_state(model, optimizer) if world.parallelism == "fsdp" else None
     path = output_dir / f"checkpoint-{step}"
     if world.is_main:
-        path = _checkpoint.save(output_dir, step, world.unwrap(model), optimizer, scheduler, {**state, "parallelism": world.parallelism},
+        path = _checkpoint.save(output_dir, step, world.unwrap(model), optimizer, scheduler, {**state, "parallelism": world.parallelism, "world_size": world.world_size},
                                 method, keep, model_state=model_state, optimizer_state=optimizer_state)
     world.barrier()
     return path

@@ -134,6 +134,13 @@ def test_sigterm_stops_every_rank_at_one_step_then_resume(runs, tmp_path):
     a, b = load_file(str(out / "adapter_model.safetensors")), load_file(str(runs["ddp"][1] / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
+    # The data position counts global batches of 2 ranks: one process may not continue it.
+    other = run_trainer("--config", str(runs["config"]), "--model", "tiny-llama", "--output", str(tmp_path / "one"),
+                        "--resume-from", str(out / f"checkpoint-{stopped_at}"))
+    assert other.rc == 1
+    error = other.of("error")[0]
+    assert error["path"] == "--resume-from" and "written by 2 rank(s), this run has 1" in error["message"]
+
 
 def test_qlora_with_fsdp_is_refused_with_the_reason(tmp_path):
     nf4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": "float32"}

@@ -136,6 +136,7 @@ async function tune(flags: TuneFlags): Promise<number> {
       case 'step': {
         if (event.rank !== undefined && event.rank !== run.leadRank) return // one progress view: every rank's loss is the same
         lastStep = event
+        if (!every) every = logEvery(event.totalSteps) // another node's supervisor sees no start
         if (event.predictedPeakBytes !== undefined) predictedNow = event.predictedPeakBytes
         if (live) {
           err.write(`\r\x1b[2K${progressLine(event, predictedNow)}`)
