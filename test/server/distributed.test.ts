@@ -2,23 +2,8 @@
  * chart series (rank 0's), the run's peak over all ranks, and per-rank peaks in the run view's data. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { TrainerEvent } from '../../src/runtime/events.ts'
 import { cannedEvents, GIB, json, makeApp } from './helpers.ts'
-
-/** cannedEvents for two ranks: rank 1 holds more memory than rank 0 and reports no start/done. */
-function twoRankEvents(steps: number): TrainerEvent[] {
-  const out: TrainerEvent[] = []
-  for (const e of cannedEvents(steps)) {
-    if (e.type === 'start') out.push({ ...e, rank: 0, ranks: 2, parallelism: 'fsdp', perDeviceBatch: 2, gradientAccumulation: 1, effectiveBatch: 4 })
-    else if (e.type === 'step') {
-      out.push({ ...e, rank: 0 })
-      out.push({ ...e, rank: 1, memory: { ...e.memory, allocatedBytes: e.memory.allocatedBytes + GIB, peakAllocatedBytes: Math.round(9.1 * GIB) } })
-    } else if (e.type === 'done') {
-      out.push({ ...e, rank: 0, summary: { ...e.summary, measuredPeakBytes: Math.round(9.1 * GIB), ranks: 2, measuredPeakBytesPerRank: [Math.round(8.9 * GIB), Math.round(9.1 * GIB)] } })
-    }
-  }
-  return out
-}
+import { twoRankEvents } from './two-rank-events.ts'
 
 test('per-rank memory gauges carry a rank label; the run series follow rank 0', async () => {
   const { app } = makeApp()
