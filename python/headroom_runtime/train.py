@@ -263,6 +263,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     save_strategy, save_steps = str(train.get("save_strategy") or "no"), int(train.get("save_steps") or 500)
     eval_strategy = str(train.get("eval_strategy") or "no") if eval_examples else "no"
     eval_steps = int(train.get("eval_steps") or train.get("logging_steps") or 500)
+
     def keep_going() -> bool:
         # Every rank must stop after the same step (a consistent checkpoint): any rank's
         # signal stops them all.
@@ -309,7 +310,9 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
                 gc.collect()
                 if device == "cuda":
                     torch.cuda.empty_cache()
-                if "retry" in tried:
+                # Distributed: no lone retry (the other ranks would wait in a collective that this
+                # rank's retry reorders); the OOM ends the run and torchrun stops the others.
+                if "retry" in tried or world.enabled:
                     emit("oom", step=step + 1, seqLen=seq_len, batch=batch_size * accumulation, message=str(exc).splitlines()[0], tried=tried)
                     run.finish("oom", error=str(exc).splitlines()[0])
                     return EXIT_OOM
