@@ -15,7 +15,10 @@ from pathlib import Path
 STATE_FILE = "trainer_state.json"
 
 
-def save(directory: Path, step: int, model, optimizer, scheduler, state: dict, method: str, keep: int | None) -> Path:
+def save(directory: Path, step: int, model, optimizer, scheduler, state: dict, method: str, keep: int | None,
+         model_state: dict | None = None, optimizer_state: dict | None = None) -> Path:
+    """Writes checkpoint-N. Under FSDP the caller passes the gathered full model and optimizer
+    state dicts (model_state, optimizer_state); otherwise they are read from model and optimizer."""
     import torch
 
     final = directory / f"checkpoint-{step}"
@@ -25,10 +28,15 @@ def save(directory: Path, step: int, model, optimizer, scheduler, state: dict, m
     if method == "full":
         from safetensors.torch import save_model  # handles tied (shared) weights
 
-        save_model(model, str(staging / "model.safetensors"))
+        if model_state is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in model_state.items()}, str(staging / "model.safetensors"))
+        else:
+            save_model(model, str(staging / "model.safetensors"))
     else:
-        model.save_pretrained(staging, safe_serialization=True)
-    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        model.save_pretrained(staging, safe_serialization=True, **({"state_dict": model_state} if model_state is not None else {}))
+    torch.save(optimizer_state if optimizer_state is not None else optimizer.state_dict(), staging / "optimizer.pt")
     torch.save(scheduler.state_dict(), staging / "scheduler.pt")
     rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -75,7 +83,14 @@ def find(path: Path) -> Path | None:
 
 def load(path: Path, model, optimizer, scheduler, method: str) -> dict:
     """Restores weights, optimizer, scheduler and RNG; returns trainer_state.json."""
-    import torch
+    state = load_weights(path, model, method)
+    load_training_state(path, optimizer, scheduler, optimizer.load_state_dict)
+    return state
+
+
+def load_weights(path: Path, model, method: str) -> dict:
+    """Restores the trainable weights into the unwrapped model (before DDP/FSDP wrap it: FSDP's
+    sharded parameters cannot take full tensors); returns trainer_state.json."""
     from safetensors.torch import load_file, load_model
 
     state = json.loads((path / STATE_FILE).read_text())
@@ -89,11 +104,17 @@ def load(path: Path, model, optimizer, scheduler, method: str) -> dict:
         result = set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"checkpoint {path} does not match this model's adapter: unexpected {result.unexpected_keys[:3]}")
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    return state
+
+
+def load_training_state(path: Path, optimizer, scheduler, load_optimizer) -> None:
+    """Restores optimizer (through load_optimizer: FSDP scatters a full state dict), scheduler and RNG."""
+    import torch
+
+    load_optimizer(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     rng = torch.load(path / "rng_state.pt", weights_only=False)
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    return state

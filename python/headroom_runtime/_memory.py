@@ -26,11 +26,20 @@ import contextlib
 import os
 
 import psutil
+from torch.utils.weak import WeakIdKeyDictionary
 
 
 class _NoopHandle:
     def remove(self) -> None:
         pass
+
+
+class _FrozenAwareHandles(WeakIdKeyDictionary):
+    def get(self, key, default=None):
+        found = super().get(key, default)
+        if found is None and not key.requires_grad:
+            return (_NoopHandle(), _NoopHandle())
+        return found
 
 
 class MemoryMeter:
@@ -60,10 +69,10 @@ class MemoryMeter:
 
         tracker = MemTracker()
         # MemTracker registers a grad hook on every parameter, which raises for frozen ones
-        # (every LoRA/QLoRA base weight): pre-seed no-op handles (research/ecosystem.md §4 A).
-        for p in model.parameters():
-            if not p.requires_grad:
-                tracker._param_to_grad_hook_handles[p] = (_NoopHandle(), _NoopHandle())
+        # (every LoRA/QLoRA base weight): answer no-op handles for those (research/ecosystem.md
+        # §4 A). A lookup rather than pre-seeding, because FSDP2 swaps in new (all-gathered)
+        # parameter objects around each layer's forward.
+        tracker._param_to_grad_hook_handles = _FrozenAwareHandles()
         tracker.track_external(model, optimizer, *extra_tensors)
         self._tracker = tracker
         try:

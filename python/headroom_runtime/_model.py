@@ -178,9 +178,11 @@ def parameter_counts(model) -> tuple[int, int]:
     return total, trainable
 
 
-def save_final(model, tokenizer, method: str, directory: Path) -> list[str]:
-    """LoRA/QLoRA: adapter_model.safetensors + adapter_config.json (what KAITO pushes); full: the model."""
-    model.save_pretrained(directory, safe_serialization=True)
+def save_final(model, tokenizer, method: str, directory: Path, state_dict: dict | None = None) -> list[str]:
+    """LoRA/QLoRA: adapter_model.safetensors + adapter_config.json (what KAITO pushes); full: the model.
+
+    state_dict: the full state gathered from FSDP shards (the module's own holds only this rank's)."""
+    model.save_pretrained(directory, safe_serialization=True, **({"state_dict": state_dict} if state_dict is not None else {}))
     if method == "full":
         tokenizer.save_pretrained(directory)
     return sorted(p.name for p in directory.iterdir())

@@ -13,6 +13,12 @@ import sys
 import time
 
 _reader_gone = False
+_rank: int | None = None  # set under torchrun (_distributed.World): every event then carries `rank`
+
+
+def set_rank(rank: int | None) -> None:
+    global _rank
+    _rank = rank
 
 
 def emit(type_: str, **fields) -> dict:
@@ -22,6 +28,8 @@ def emit(type_: str, **fields) -> dict:
     """
     global _reader_gone
     event = {"type": type_, "t": int(time.time() * 1000), **{k: _plain(v) for k, v in fields.items() if v is not None}}
+    if _rank is not None:
+        event["rank"] = _rank
     if _reader_gone:
         return event
     try:
@@ -44,7 +52,8 @@ def reader_gone() -> bool:
 def log(message: str) -> None:
     """A human-readable log line (stderr; the supervisor passes it through)."""
     try:
-        sys.stderr.write(f"headroom: {message}\n")
+        # Rank 0 speaks for the run; the others' lines are tagged (headroom tune shows them with --verbose).
+        sys.stderr.write(f"headroom: {message}\n" if not _rank else f"headroom[rank {_rank}]: {message}\n")
         sys.stderr.flush()
     except BrokenPipeError:  # the supervisor is gone; see emit()
         sys.stderr = open(os.devnull, "w")

@@ -9,7 +9,11 @@ output_dir, plus run.json. Events go to stdout as JSON lines (events.py); logs t
     python -m headroom_runtime.train [--config training_config.yaml] [--model default|DIR|HUB_ID]
         [--data PATH|URL] [--output DIR] [--max-steps N] [--device auto|cpu|cuda]
         [--method auto|lora|qlora|full] [--resume-from CHECKPOINT_OR_OUTPUT_DIR]
-        [--predicted-peak-bytes N] [--skip-bad-rows] [--memory-every N]
+        [--predicted-peak-bytes N] [--skip-bad-rows] [--memory-every N] [--parallelism ddp|fsdp]
+
+Under torchrun (python -m torch.distributed.run --nproc-per-node N -m headroom_runtime.train ...)
+each rank trains its slice of every batch (_distributed.py); rank 0 alone writes the adapter,
+checkpoints, run.json and the sentinel.
 
 Exit codes: 0 succeeded; 1 bad input (an `error` event names the key or file:line first);
 2 internal error; 3 out of memory (an `oom` event first); 4 preempted by SIGTERM (after a
@@ -52,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed dataset rows instead of refusing")
     p.add_argument("--memory-every", type=int, default=int(os.environ.get("HEADROOM_MEMORY_EVERY", "100")),
                    help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
+    p.add_argument("--parallelism", choices=("ddp", "fsdp"),
+                   help="under torchrun: ddp (a replica per rank, default) or fsdp (FSDP2 fully_shard: parameters, gradients and optimizer state sharded)")
     return p.parse_args(argv)
 
 
@@ -88,8 +94,13 @@ def main(argv=None) -> int:
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     stop = StopRequest()
     run = Run()
+    world = None
     try:
-        return recipe(args, stop, run)
+        from ._distributed import World
+
+        world = World(args.parallelism)
+        run.is_main = world.is_main
+        return recipe(args, stop, run, world)
     except InputError as exc:
         emit("error", kind=exc.kind, message=exc.message, path=exc.path)
         run.finish("failed", error=exc.message)
@@ -103,9 +114,12 @@ def main(argv=None) -> int:
         emit("error", kind="internal", message=f"{type(exc).__name__}: {exc}")
         run.finish("failed", error=f"{type(exc).__name__}: {exc}")
         return EXIT_INTERNAL
+    finally:
+        if world is not None:
+            world.shutdown()
 
 
-def recipe(args, stop: StopRequest, run: "Run") -> int:
+def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     import torch
 
     from . import _checkpoint, _data, _model
@@ -136,6 +150,9 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
         bits = None
     elif method == "full" and bits:
         raise InputError("config", f"full fine-tuning cannot train a {bits}-bit quantized base: remove QuantizationConfig.load_in_{bits}bit or use --method qlora", f"QuantizationConfig.load_in_{bits}bit")
+    if world.parallelism == "fsdp" and method == "qlora":
+        world.wrap(None, device, method)  # refuses, saying why (before minutes of loading)
+    world.init(device)
     run.device, run.method, run.predicted = device, method, args.predicted_peak_bytes
     checkpoint = None
     if args.resume_from:  # checked now, before minutes of loading
@@ -169,7 +186,8 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     accumulation = int(train.get("gradient_accumulation_steps") or 1)
     # The first two optimizer steps get the longest examples: step 1 fails fast, step 2 is the first
     # with optimizer state allocated, where CPU memory is measured at its steady state (_memory.py).
-    order = _data.BatchOrder(train_examples, batch_size, bool(cfg.dataset["shuffle_dataset"]), seed, lead=2 * accumulation)
+    # One global batch (per device x ranks) per micro-step, sliced per rank (World.shard).
+    order = _data.BatchOrder(train_examples, batch_size * world.world_size, bool(cfg.dataset["shuffle_dataset"]), seed, lead=2 * accumulation)
     log(f"{len(train_examples)} training examples ({fmt} format) from {source}; {len(eval_examples)} for eval; "
         f"longest {max(len(e.input_ids) for e in train_examples)} tokens")
 
@@ -189,6 +207,22 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     else:
         model = _model.attach_lora(model, cfg.lora)
     total_params, trainable_params = _model.parameter_counts(model)
+    checkpoint_state = None
+    if checkpoint is not None:  # weights go into the unwrapped model (FSDP shards cannot take full tensors)
+        try:
+            checkpoint_state = _checkpoint.load_weights(checkpoint, model, method)
+        except ValueError as exc:
+            raise InputError("config", str(exc), "--resume-from") from None
+        written_by = checkpoint_state.get("parallelism", "none")
+        if (written_by == "fsdp") != (world.parallelism == "fsdp"):
+            raise InputError("config", f"checkpoint {checkpoint} was written with parallelism {written_by}, this run uses {world.parallelism}: "
+                             f"resume with the same --parallelism (its optimizer state is stored per {'parameter name' if written_by == 'fsdp' else 'parameter index'})", "--resume-from")
+        written_world = int(checkpoint_state.get("world_size", 1))
+        if written_world != world.world_size:
+            # The position in the data counts global batches of per_device x ranks examples.
+            raise InputError("config", f"checkpoint {checkpoint} was written by {written_world} rank(s), this run has {world.world_size}: "
+                             f"resume with the same number of ranks (--nproc x --nnodes = {written_world})", "--resume-from")
+    model = world.wrap(model, device, method)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
     # 5. Optimizer and learning-rate schedule (TrainingArguments: optim, learning_rate, warmup, scheduler).
@@ -197,27 +231,31 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     optimizer = _make_optimizer(train, trainable)
     scheduler = _make_scheduler(train, optimizer, total_steps)
 
-    # 6. Resume: weights, optimizer, schedule, RNG and position in the data.
+    # 6. Resume: (weights above), optimizer, schedule, RNG and position in the data.
     step, micro_batches_done, first_loss = 0, 0, None
     if checkpoint is not None:
-        try:
-            state = _checkpoint.load(checkpoint, model, optimizer, scheduler, method)
-        except ValueError as exc:
-            raise InputError("config", str(exc), "--resume-from") from None
+        _checkpoint.load_training_state(checkpoint, optimizer, scheduler, lambda sd: world.load_optimizer_state(model, optimizer, sd))
+        state = checkpoint_state
         step, micro_batches_done, first_loss = state["step"], state["micro_batches"], state.get("first_loss")
         log(f"resumed from {checkpoint} at step {step}/{total_steps}")
     run.steps, run.first_loss, start_step = step, first_loss, step
 
     # A rerun into the same directory must not leave the previous run's success marker behind.
-    (output_dir / SENTINEL).unlink(missing_ok=True)
+    if world.is_main:
+        (output_dir / SENTINEL).unlink(missing_ok=True)
+    if world.enabled and not stop.supervised:  # headroom tune prints it from the start event
+        log(_describe_batch(batch_size, world.world_size, accumulation))
 
     memory = MemoryMeter(device, every=args.memory_every)
     quant_tensors = quantization_state_tensors(model)
     autocast = _autocast(device, train)
-    emit("start", device=device, deviceName=_device_name(device), model={"name": model_ref, "params": total_params},
-         method=method, computeDtype=str(compute_dtype).removeprefix("torch."), totalSteps=total_steps, examples=len(train_examples), trainableParams=trainable_params,
-         config=cfg.summary(), resumedFromStep=step if args.resume_from else None,
-         predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None)
+    if world.is_main:  # one start for the run (its config can outgrow an atomic pipe write, so ranks must not interleave it)
+        emit("start", device=device, deviceName=_device_name(device) + world.device_name_suffix(), model={"name": model_ref, "params": total_params},
+             method=method, computeDtype=str(compute_dtype).removeprefix("torch."), totalSteps=total_steps, examples=len(train_examples), trainableParams=trainable_params,
+             config=cfg.summary(), resumedFromStep=step if args.resume_from else None,
+             predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None,
+             ranks=world.world_size if world.enabled else None, parallelism=world.parallelism if world.enabled else None,
+             perDeviceBatch=batch_size, gradientAccumulation=accumulation, effectiveBatch=batch_size * world.world_size * accumulation)
 
     # 7. The training loop: one `step` event per optimizer step.
     model.train()
@@ -225,9 +263,18 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     save_strategy, save_steps = str(train.get("save_strategy") or "no"), int(train.get("save_steps") or 500)
     eval_strategy = str(train.get("eval_strategy") or "no") if eval_examples else "no"
     eval_steps = int(train.get("eval_steps") or train.get("logging_steps") or 500)
-    while step < total_steps and stop.keep_going():
+
+    def keep_going() -> bool:
+        # Every rank must stop after the same step (a consistent checkpoint): any rank's
+        # signal stops them all.
+        if world.agree_to_stop(not stop.keep_going()):
+            stop.signal = stop.signal or signal.SIGTERM
+            return False
+        return True
+
+    while step < total_steps and keep_going():
         began = time.perf_counter()
-        batches = [_data.collate(order.batch(micro_batches_done + i), tokenizer.pad_token_id, train.get("pad_to_multiple_of")) for i in range(accumulation)]
+        batches = [_data.collate(world.shard(order.batch(micro_batches_done + i)), tokenizer.pad_token_id, train.get("pad_to_multiple_of")) for i in range(accumulation)]
         tokens = int(sum(b["attention_mask"].sum() for b in batches))
         seq_len = max(b["input_ids"].shape[1] for b in batches)
         measuring = memory.should_measure(step + 1, first_step)
@@ -263,7 +310,9 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
                 gc.collect()
                 if device == "cuda":
                     torch.cuda.empty_cache()
-                if "retry" in tried:
+                # Distributed: no lone retry (the other ranks would wait in a collective that this
+                # rank's retry reorders); the OOM ends the run and torchrun stops the others.
+                if "retry" in tried or world.enabled:
                     emit("oom", step=step + 1, seqLen=seq_len, batch=batch_size * accumulation, message=str(exc).splitlines()[0], tried=tried)
                     run.finish("oom", error=str(exc).splitlines()[0])
                     return EXIT_OOM
@@ -272,6 +321,8 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
         step += 1
         micro_batches_done += accumulation
         seconds = time.perf_counter() - began
+        # The run's loss and tokens are over all ranks (each rank's loss is over its own slice).
+        loss, tokens = world.mean(loss), world.total(tokens)
         first_loss = loss if first_loss is None else first_loss
         last_loss = loss
         run.steps, run.first_loss, run.last_loss, run.peak = step, first_loss, last_loss, memory.peak_bytes
@@ -282,38 +333,65 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
         state = {"micro_batches": micro_batches_done, "first_loss": first_loss, "last_loss": last_loss, "total_steps": total_steps}
         epoch_ended = micro_batches_done // order.per_epoch > (micro_batches_done - accumulation) // order.per_epoch
         if eval_strategy == "steps" and step % eval_steps == 0 or eval_strategy == "epoch" and epoch_ended:
-            emit("eval", step=step, loss=_evaluate(model, eval_examples, tokenizer, train, device, autocast))
+            eval_loss = _evaluate(model, eval_examples, tokenizer, train, device, autocast)
+            if world.is_main:
+                emit("eval", step=step, loss=eval_loss)
         if step < total_steps and (save_strategy == "steps" and step % save_steps == 0 or save_strategy == "epoch" and epoch_ended):
-            path = _checkpoint.save(output_dir, step, model, optimizer, scheduler, state, method, train.get("save_total_limit"))
-            emit("checkpoint", step=step, path=str(path), reason="save_strategy")
+            path = _save_checkpoint(world, output_dir, step, model, optimizer, scheduler, state, method, train.get("save_total_limit"))
+            if world.is_main:
+                emit("checkpoint", step=step, path=str(path), reason="save_strategy")
 
     # 8. Stopped by a signal: checkpoint what was done, report, exit 4 (SIGTERM) or 130 (SIGINT).
     if stop.signal is not None and step < total_steps:
         if step > start_step:  # something new to keep
             state = {"micro_batches": micro_batches_done, "first_loss": first_loss, "last_loss": last_loss, "total_steps": total_steps}
-            path = _checkpoint.save(output_dir, step, model, optimizer, scheduler, state, method, train.get("save_total_limit"))
-            emit("checkpoint", step=step, path=str(path), reason="signal")
+            path = _save_checkpoint(world, output_dir, step, model, optimizer, scheduler, state, method, train.get("save_total_limit"))
+            if world.is_main:
+                emit("checkpoint", step=step, path=str(path), reason="signal")
             run.checkpoint = str(path)
+        run.per_rank = world.gather(memory.peak_bytes) if world.enabled else None
         preempted = stop.signal == signal.SIGTERM
         run.finish("preempted" if preempted else "cancelled", seconds=time.time() - started)
         return EXIT_PREEMPTED if preempted else EXIT_INTERRUPTED
 
     # 9. Save: adapter (or full model) under a temporary name, then move it into place;
     #    run.json, then KAITO's sentinel last, so a directory with the sentinel is complete.
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = output_dir / ".final.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    files = _model.save_final(model, tokenizer, method, staging)
-    for name in files:
-        os.replace(staging / name, output_dir / name)
-    staging.rmdir()
-    log(f"saved {', '.join(files)} to {output_dir}")
+    full_state = world.full_model_state(model)  # FSDP: a collective, on every rank
+    run.per_rank = world.gather(memory.peak_bytes) if world.enabled else None
     run.adapter_dir = str(output_dir)
-    run.finish("succeeded", seconds=time.time() - started, files=files, extra={"model": model_ref, "trainableParams": trainable_params,
-                                                                                           "peakBreakdownBytes": memory.peak_breakdown or None, "peakRssBytes": memory.peak_rss_bytes})
-    (output_dir / SENTINEL).write_text(time.strftime("Fine-Tuning completed at %Y-%m-%d-%H-%M-%S"))
+    if world.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        staging = output_dir / ".final.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        files = _model.save_final(world.unwrap(model), tokenizer, method, staging, state_dict=full_state)
+        for name in files:
+            os.replace(staging / name, output_dir / name)
+        staging.rmdir()
+        log(f"saved {', '.join(files)} to {output_dir}")
+        run.finish("succeeded", seconds=time.time() - started, files=files, extra={"model": model_ref, "trainableParams": trainable_params,
+                                                                                               "peakBreakdownBytes": memory.peak_breakdown or None, "peakRssBytes": memory.peak_rss_bytes})
+        (output_dir / SENTINEL).write_text(time.strftime("Fine-Tuning completed at %Y-%m-%d-%H-%M-%S"))
+    world.barrier()  # the others wait for rank 0's files: torchrun ends the run when they exit
     return EXIT_OK
+
+
+def _save_checkpoint(world, output_dir, step, model, optimizer, scheduler, state, method, keep):
+    """Rank 0 writes checkpoint-N (FSDP: after every rank helped gather the full state); all wait for it."""
+    from . import _checkpoint
+
+    model_state = world.full_model_state(model)
+    optimizer_state = world.optimizer_state(model, optimizer) if world.parallelism == "fsdp" else None
+    path = output_dir / f"checkpoint-{step}"
+    if world.is_main:
+        path = _checkpoint.save(output_dir, step, world.unwrap(model), optimizer, scheduler, {**state, "parallelism": world.parallelism, "world_size": world.world_size},
+                                method, keep, model_state=model_state, optimizer_state=optimizer_state)
+    world.barrier()
+    return path
+
+
+def _describe_batch(per_device: int, world: int, accumulation: int) -> str:
+    return f"effective batch {per_device * world * accumulation} = {per_device} per device x {world} ranks x {accumulation} gradient accumulation"
 
 
 class Run:
@@ -324,6 +402,7 @@ class Run:
         self.device, self.method, self.predicted = "cpu", None, None
         self.steps, self.first_loss, self.last_loss, self.peak = 0, None, None, None
         self.adapter_dir = self.checkpoint = None
+        self.is_main, self.per_rank = True, None  # per_rank: each rank's measured peak (distributed runs)
         self._done = False
 
     def finish(self, state: str, seconds: float | None = None, error: str | None = None, files=None, extra=None) -> None:
@@ -337,6 +416,13 @@ class Run:
             "adapterDir": self.adapter_dir, "device": self.device, "predictedMaxLengthPeakBytes": self.predicted,
             "measuredPeakBytes": self.peak or None,
         }
+        if self.per_rank is not None:
+            summary["ranks"] = len(self.per_rank)
+            if any(self.per_rank):  # no rank measured (--memory-every 0): unknown, not zero
+                summary.update(measuredPeakBytesPerRank=self.per_rank, measuredPeakBytes=max(self.per_rank))
+        if not self.is_main:
+            # Rank 0 reports the run; another rank's end is visible through its exit code.
+            return
         # A failed run writes run.json only into a directory that already exists (never creates
         # an output directory just to say it failed). Written before the `done` event: the
         # supervisor rewrites run.json (read, merge, rename) when `done` arrives, and a write of

@@ -10,6 +10,7 @@ import { LOSS_CHUNK_TOKENS } from '../planner/logits.ts'
 import type { StepEvent, TrainerEvent } from '../runtime/events.ts'
 import { logEvery, progressLine, summaryLines } from '../runtime/progress.ts'
 import { startRun, type SupervisedRun } from '../runtime/supervisor.ts'
+import { checkDistributed } from '../runtime/torchrun.ts'
 import type { TuneOptions } from '../runtime/types.ts'
 import { formatBytes, formatCount } from '../units.ts'
 
@@ -33,6 +34,14 @@ function positiveInt(flag: string) {
   }
 }
 
+function nonNegativeInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) throw new ExitError(`${flag} must be a whole number of at least 0, got "${value}"`, { path: flag })
+    return n
+  }
+}
+
 export function command(): Command {
   return new Command('tune')
     .option('--config <file>', 'training_config YAML: a KAITO ConfigMap or the bare training_config document (default: QLoRA for the tiny model)')
@@ -48,6 +57,12 @@ export function command(): Command {
     .addOption(new Option('--loss <impl>', `cross-entropy: full, or chunked (${LOSS_CHUNK_TOKENS.toLocaleString('en-US')} tokens at a time; overrides TrainingArguments.loss_implementation)`).choices(LOSSES))
     .option('--offload-activations', 'keep checkpointed block inputs in host memory (CUDA; a no-op on CPU; overrides TrainingArguments.activation_offloading)')
     .option('--packing', 'pack examples without padding (overrides TrainingArguments.packing)')
+    .option('--nproc <n>', 'ranks (processes) on this node, run under torchrun; gloo on CPU, nccl on CUDA (default 1)', positiveInt('--nproc'))
+    .addOption(new Option('--parallelism <kind>', 'with --nproc: ddp (a replica per rank) or fsdp (FSDP2: parameters, gradients, optimizer state sharded)').choices(['ddp', 'fsdp']))
+    .option('--nnodes <n>', 'nodes the run spans (each runs this command with its own --node-rank)', positiveInt('--nnodes'))
+    .option('--node-rank <r>', 'this node’s rank, 0..nnodes-1 (0 holds the master and writes the adapter)', nonNegativeInt('--node-rank'))
+    .option('--master-addr <addr>', 'address of node rank 0 (multi-node)')
+    .option('--master-port <port>', 'TCP port on node rank 0 for the rendezvous (multi-node)', positiveInt('--master-port'))
     .option('--json', 'print the run summary as JSON on the last stdout line')
     .option('--log-every <n>', 'without a terminal, print a progress line every n steps (default: about ten lines a run)', positiveInt('--log-every'))
     .option('--verbose', 'show the trainer’s own log lines as they come')
@@ -64,6 +79,7 @@ async function tune(flags: TuneFlags): Promise<number> {
   const startedAt = Date.now()
   // A bad --output is one line with the fix before any trainer starts (no mkdir loop on /proc).
   if (flags.output !== undefined) await (await import('../files.ts')).checkOutputDir(flags.output, '--output')
+  checkDistributed(flags)
   const run = await startRun(
     {
       config: flags.config,
@@ -79,6 +95,12 @@ async function tune(flags: TuneFlags): Promise<number> {
       loss: flags.loss,
       offloadActivations: flags.offloadActivations,
       packing: flags.packing,
+      nproc: flags.nproc,
+      parallelism: flags.parallelism,
+      nnodes: flags.nnodes,
+      nodeRank: flags.nodeRank,
+      masterAddr: flags.masterAddr,
+      masterPort: flags.masterPort,
     },
     { onProgress: (line) => err.write(`${line}\n`) },
   )
@@ -110,6 +132,9 @@ async function tune(flags: TuneFlags): Promise<number> {
         const resumed = event.resumedFromStep ? `, resuming after step ${event.resumedFromStep}` : ''
         const examples = event.examples !== undefined ? `, ${formatCount(event.examples)} examples` : ''
         err.write(`headroom: run ${run.id}: ${event.method} on ${event.model.name} (${formatCount(event.model.params)} params) on ${event.deviceName ?? event.device}, ${event.totalSteps} steps${examples}${resumed}\n`)
+        if (event.ranks !== undefined && event.effectiveBatch !== undefined) {
+          err.write(`headroom: ${event.ranks} ranks (${event.parallelism}): effective batch ${event.effectiveBatch} = ${event.perDeviceBatch} per device × ${event.ranks} ranks × ${event.gradientAccumulation} gradient accumulation; the prediction is per rank\n`)
+        }
         if (run.prediction) {
           const p = run.prediction.record
           err.write(`headroom: planner's worst case at max_length ${formatCount(p.seq)} tokens × batch ${p.batch}: ${formatBytes(p.peakAllocatedBytes)} peak allocated; the prediction below follows the longest batch actually trained\n`)
@@ -117,7 +142,9 @@ async function tune(flags: TuneFlags): Promise<number> {
         return
       }
       case 'step': {
+        if (event.rank !== undefined && event.rank !== run.leadRank) return // one progress view: every rank's loss is the same
         lastStep = event
+        if (!every) every = logEvery(event.totalSteps) // another node's supervisor sees no start
         if (event.predictedPeakBytes !== undefined) predictedNow = event.predictedPeakBytes
         if (live) {
           err.write(`\r\x1b[2K${progressLine(event, predictedNow)}`)

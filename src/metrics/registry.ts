@@ -9,6 +9,8 @@ import { runState, type RunState, type TrainerEvent } from '../runtime/events.ts
 import type { LatestSample } from '../store/runs.ts'
 
 const RUN_LABELS = ['run', 'device'] as const
+/** Distributed runs (torchrun): one series per rank beside the run's own (rank 0's) series. */
+const RANK_LABELS = ['run', 'device', 'rank'] as const
 
 export type RunMetricsOptions = {
   /** Run counts by state, read at scrape time (the store answers from an index). */
@@ -41,6 +43,9 @@ export class RunMetrics {
       step: gauge('headroom_train_step', 'Last completed optimizer step.'),
       loss: gauge('headroom_train_loss', 'Training loss of the last step.'),
       tps: gauge('headroom_train_tokens_per_second', 'Training throughput of the last step, tokens per second.'),
+      rankAllocated: new Gauge({ name: 'headroom_rank_memory_allocated_bytes', help: 'Distributed runs: live tensor bytes at the end of the last step, per rank.', labelNames: RANK_LABELS, registers: [r] }),
+      rankPeak: new Gauge({ name: 'headroom_rank_memory_peak_allocated_bytes', help: "Distributed runs: each rank's peak live tensor bytes since the run started (compare with headroom_memory_predicted_peak_bytes, the planner's per-rank figure).", labelNames: RANK_LABELS, registers: [r] }),
+      rankDeviceUsed: new Gauge({ name: 'headroom_rank_device_memory_used_bytes', help: 'Distributed runs: device-level used bytes per rank (CUDA: NVML used; CPU: process RSS).', labelNames: RANK_LABELS, registers: [r] }),
     }
     new Gauge({
       name: 'headroom_runs',
@@ -72,6 +77,14 @@ export class RunMetrics {
     if (event.type !== 'step') return
     const labels = this.#labels(runId)
     const m = event.memory
+    if (event.rank !== undefined) {
+      const rankLabels = { ...labels, rank: String(event.rank) }
+      this.#g.rankAllocated.set(rankLabels, m.allocatedBytes)
+      this.#g.rankPeak.set(rankLabels, m.peakAllocatedBytes)
+      this.#g.rankDeviceUsed.set(rankLabels, m.deviceUsedBytes)
+      // The run's own series follow rank 0, which reports the run (its loss is all ranks' mean).
+      if (event.rank !== 0) return
+    }
     this.#g.allocated.set(labels, m.allocatedBytes)
     this.#g.reserved.set(labels, m.reservedBytes)
     this.#g.peak.set(labels, m.peakAllocatedBytes)

@@ -22,7 +22,11 @@ export const memorySample = z.object({
   rssBytes: bytes.optional(),
 })
 
-const base = { t: z.number() }
+const base = {
+  t: z.number(),
+  /** The rank that sent it, on every event of a distributed run (torchrun); absent for one process. */
+  rank: z.number().int().nonnegative().optional(),
+}
 
 export const startEvent = z.object({
   ...base,
@@ -46,6 +50,13 @@ export const startEvent = z.object({
    */
   predicted: z.object({ peakAllocatedBytes: bytes, peakBytes: bytes.optional() }).nullable().optional(),
   resumedFromStep: z.number().int().nonnegative().optional(),
+  /** Distributed runs: ranks in the run and how the model is spread over them. */
+  ranks: z.number().int().positive().optional(),
+  parallelism: z.enum(['ddp', 'fsdp']).optional(),
+  /** The effective batch = perDeviceBatch x ranks x gradientAccumulation (examples per optimizer step). */
+  perDeviceBatch: z.number().int().positive().optional(),
+  gradientAccumulation: z.number().int().positive().optional(),
+  effectiveBatch: z.number().int().positive().optional(),
 })
 
 export const stepEvent = z.object({
@@ -122,6 +133,9 @@ export const runSummary = z.object({
   /** The planner's worst case at the configured max_length, beside it (optional for older reporters). */
   predictedMaxLengthPeakBytes: bytes.nullable().optional(),
   measuredPeakBytes: bytes.nullable(),
+  /** Ranks in the run (1 for one process) and each rank's measured peak, in rank order (null: not measured). */
+  ranks: z.number().int().positive().optional(),
+  measuredPeakBytesPerRank: z.array(bytes).nullable().optional(),
 })
 export type RunSummary = z.infer<typeof runSummary>
 

@@ -28,6 +28,9 @@ export type PredictContext = {
   method?: 'auto' | 'lora' | 'qlora' | 'full'
   /** tune's --loss, --offload-activations, --packing: they override the config's keys, in the trainer and here. */
   levers?: Levers
+  /** Distributed runs: ranks (world size) and how the model is spread; the plan is then per rank. */
+  ranks?: number
+  parallelism?: 'ddp' | 'fsdp'
 }
 
 /** The lever flags tune passes to the trainer; an undefined one leaves the config's key (or its default). */
@@ -118,7 +121,7 @@ function isMap(v: unknown): v is Record<string, any> {
  * The trainer's resolution of a training_config into one planner question: the codec's decode
  * with this machine's facts (CPU bf16 capability, the GPU nvidia-smi reports, the environment).
  */
-export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method' | 'levers'>): PlanInput {
+export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<PredictContext, 'device' | 'method' | 'levers' | 'ranks' | 'parallelism'>): PlanInput {
   const gpu = ctx.device === 'cuda' ? detectedGpu() : null
   const input = decode(sections, {
     model,
@@ -131,7 +134,11 @@ export function planInputFor(sections: Sections, model: ModelArch, ctx: Pick<Pre
   })
   // The trainer's flags win over the file's keys (train.py), so they do here.
   for (const [k, v] of Object.entries(ctx.levers ?? {})) if (v !== undefined) Object.assign(input, { [k]: v })
-  return input
+  // Under torchrun every rank is one "GPU" of the plan (on CPU too: a rank is a process with
+  // its own replica or shard), so the planner's per-rank terms apply: DDP's gradient buckets,
+  // FSDP's 1/ranks shards plus the all-gathered units.
+  const ranks = ctx.ranks ?? 1
+  return ranks > 1 ? { ...input, gpus: ranks, parallelism: ctx.parallelism ?? 'ddp' } : input
 }
 
 function detectedGpu(): Gpu | null {

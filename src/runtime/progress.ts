@@ -53,6 +53,10 @@ export function summaryLines(summary: RunSummary, extra: { predictedAt?: string;
   lines.push(
     `peak memory (allocated tensor bytes): predicted ${predicted !== null ? `${formatBytes(predicted)} (${formatCount(predicted)} B)` : 'n/a'}${extra.predictedAt ? ` ${extra.predictedAt}` : ''}, measured ${measured !== null ? `${formatBytes(measured)} (${formatCount(measured)} B)` : 'n/a'}, measured/predicted ${ratio(measured, predicted)}`,
   )
+  const perRank = summary.measuredPeakBytesPerRank
+  if (summary.ranks !== undefined && summary.ranks > 1 && perRank) {
+    lines.push(`peak per rank: ${perRank.map((b, rank) => `rank ${rank} ${b ? `${formatBytes(b)} (${ratio(b, predicted)})` : 'n/a (another node)'}`).join(', ')}; predicted ${predicted !== null ? formatBytes(predicted) : 'n/a'} each`)
+  }
   if (summary.adapterDir) lines.push(`adapter: ${summary.adapterDir}`)
   lines.push(`run directory: ${extra.runDir}`)
   return lines

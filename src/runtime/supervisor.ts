@@ -25,6 +25,7 @@ import { newRunId } from './run-id.ts'
 import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
 import { PredictedPeak } from './predicted-peak.ts'
 import { parseWorkerLine, type ReadyEvent, type WorkerRequest } from './serve-events.ts'
+import { describeRankFailure, isDistributed, rootCause, torchrunArgs, worldSize } from './torchrun.ts'
 
 /** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
 export type SupervisorOptions = {
@@ -101,6 +102,10 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
   reportedState: RunRecord['state'] | null = null
   /** Releases the --output lock; called once the run's end is recorded. */
   releaseLock: () => void = () => {}
+  /** Distributed runs: the lowest rank on this node, whose steps drive the progress (rank 0 on node 0). */
+  leadRank = 0
+  /** The last trainer/torchrun log lines (a distributed run's failure report is there). */
+  readonly logTail: string[] = []
   private child: ChildProcess | null = null
   private requested: 'SIGTERM' | 'SIGINT' | undefined
   private signalsSeen = 0
@@ -131,6 +136,8 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
 
   /** @internal */
   emitLog(line: string): void {
+    this.logTail.push(line)
+    if (this.logTail.length > 200) this.logTail.shift()
     this.emit('log', line)
   }
 
@@ -187,7 +194,7 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
   let predictionError: string | undefined
   if (sup.predict !== false) {
     try {
-      prediction = await predictRun({ config: opts.config, model: opts.model, device, method: opts.method, levers: { loss: opts.loss, offloadActivations: opts.offloadActivations, packing: opts.packing } })
+      prediction = await predictRun({ config: opts.config, model: opts.model, device, method: opts.method, levers: { loss: opts.loss, offloadActivations: opts.offloadActivations, packing: opts.packing }, ranks: worldSize(opts), parallelism: opts.parallelism })
     } catch (err) {
       // A config that does not parse stops the run here, with YAML line numbers; anything
       // else (a model the catalog cannot describe) only costs the prediction.
@@ -238,9 +245,12 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
         predictedPeakBytes: null,
         predictedMaxLengthPeakBytes: prediction?.record.peakAllocatedBytes ?? null,
         measuredPeakBytes: null,
+        ranks: worldSize(opts),
+        measuredPeakBytesPerRank: null,
       },
     }
     const run = new SupervisedRun(id, outputDir, record)
+    run.leadRank = (opts.nodeRank ?? 0) * (opts.nproc ?? 1)
     run.releaseLock = lock.release
     run.holdRecord = resume !== null
     run.prediction = prediction
@@ -254,7 +264,12 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
     const launch = (configPath: string | undefined, attempt: number, method = opts.method): void => {
       // The auto-fit retry (attempt 1) runs its config as written, levers included: no lever flag overrides it.
       const args = trainerArgs({ ...opts, method, ...(attempt > 0 ? { loss: undefined, offloadActivations: undefined, packing: undefined } : {}) }, { outputDir, device, configPath, resumeFrom: resume?.checkpoint.path, prediction })
-      const trainer = sup.trainer ?? { command: paths.python, args: ['-m', 'headroom_runtime.train'] }
+      const distributed = isDistributed(opts)
+      // Several ranks: torchrun starts one trainer per rank and forwards our signals to each.
+      const trainer = sup.trainer ?? {
+        command: paths.python,
+        args: distributed ? ['-m', 'torch.distributed.run', ...torchrunArgs(opts), '-m', 'headroom_runtime.train'] : ['-m', 'headroom_runtime.train'],
+      }
       const child = spawn(trainer.command, [...trainer.args, ...args], {
         cwd: process.cwd(),
         env: {
@@ -282,11 +297,34 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
         await Promise.all([stdoutDone, stderrDone])
         unforward()
         process.off('exit', killOnExit)
-        const exited = spawnError ? 'failed' : stateForExit(code, signal, run.requestedSignal)
+        // torchrun exits 1 for any ending other than success (a rank's exit 4 included): rank 0's
+        // own report says what happened; a rank that died is named from torchrun's report.
+        const reported = run.reportedState
+        const stoppedCleanly = reported === 'preempted' || reported === 'cancelled'
+        const failedRank = distributed && code !== 0 && !stoppedCleanly ? rootCause(run.logTail) : null
+        const exited = spawnError
+          ? 'failed'
+          : !distributed || code === 0
+            ? stateForExit(code, signal, run.requestedSignal)
+            : run.lastOom
+              ? 'oom'
+              : failedRank
+                ? 'failed'
+                : reported && reported !== 'succeeded'
+                  ? reported
+                  : stateForExit(code, signal, run.requestedSignal)
+        if (failedRank && !run.lastOom) {
+          const last = record.checkpoints.filter((c) => missingCheckpointFiles(c.path).length === 0).map((c) => c.step)
+          const message = describeRankFailure(failedRank, outputDir, last.length ? Math.max(...last) : null)
+          run.lastError = { type: 'error', t: Date.now(), kind: 'internal', message }
+          record.error = { kind: 'internal', message }
+        }
         // A SIGTERM that lands after the trainer saved and reported success (during interpreter
         // shutdown) does not undo the success that is on disk.
         const state = settleExit(exited as Parameters<typeof settleExit>[0], run.reportedState, existsSync(join(outputDir, COMPLETED_SENTINEL)))
-        const reason = spawnError ? `could not start the trainer: ${(spawnError as Error).message}` : describeExit(code, signal)
+        const reason = spawnError
+          ? `could not start the trainer: ${(spawnError as Error).message}`
+          : record.error && failedRank ? record.error.message : describeExit(code, signal)
         if (state === 'oom' && opts.autoFit && attempt === 0 && prediction) {
           const fit = writeAutoFitConfig({ prediction, oom: run.lastOom, outputDir })
           if (fit) {
@@ -338,7 +376,7 @@ function refuseFinished(runDir: string, flag: '--resume' | '--output'): void {
 /** KAITO's completion marker, written by the trainer last, after the adapter. */
 const COMPLETED_SENTINEL = 'fine_tuning_completed.txt'
 
-const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows', 'loss', 'offloadActivations', 'packing'] as const
+const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows', 'loss', 'offloadActivations', 'packing', 'nproc', 'parallelism', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort'] as const
 
 function resumableOptions(options: unknown): Partial<TuneOptions> {
   if (!options || typeof options !== 'object') return {}
@@ -376,6 +414,7 @@ function trainerArgs(
   if (opts.packing) args.push('--packing')
   // The max_length worst case: the trainer echoes it; the run's prediction follows its batches.
   if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
+  if (isDistributed(opts)) args.push('--parallelism', opts.parallelism ?? 'ddp')
   return args
 }
 
@@ -419,6 +458,15 @@ function withPrediction(run: SupervisedRun, event: TrainerEvent): TrainerEvent {
   return event
 }
 
+/** Each rank's peak (summary.measuredPeakBytesPerRank, in rank order; 0 = not reported here, e.g. another node's rank). */
+function notePeak(r: RunRecord, rank: number, bytes: number): void {
+  const ranks = Math.max(r.summary.ranks ?? 1, rank + 1)
+  const peaks = Array.from({ length: ranks }, (_, i) => r.summary.measuredPeakBytesPerRank?.[i] ?? 0)
+  peaks[rank] = Math.max(peaks[rank], bytes)
+  r.summary.measuredPeakBytesPerRank = peaks
+  r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, bytes)
+}
+
 /** Folds one event into the run's record and summary. */
 function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
   const r = run.record
@@ -430,6 +478,12 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       r.progress.totalSteps = event.totalSteps
       return
     case 'step':
+      // Every rank reports its memory; the progress (step, loss: all-reduced, the same on every
+      // rank) follows one rank, so a 2-rank run is one progress view.
+      if (event.rank !== undefined) {
+        notePeak(r, event.rank, event.memory.peakAllocatedBytes)
+        if (event.rank !== run.leadRank) return
+      }
       r.progress.step = event.step
       r.progress.totalSteps = event.totalSteps
       r.progress.loss = event.loss
@@ -461,6 +515,7 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       r.summary.adapterDir = s.adapterDir
       r.summary.device = s.device
       if (s.measuredPeakBytes !== null) r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, s.measuredPeakBytes)
+      s.measuredPeakBytesPerRank?.forEach((bytes, rank) => notePeak(r, rank, bytes))
       return
     }
     case 'eval':
@@ -488,6 +543,8 @@ function finalize(run: SupervisedRun, state: RunRecord['state'], exit: { code: n
   if (run.prediction) r.prediction = { ...run.prediction.record, ...(longest ? { atObservedSeq: longest } : {}) }
   r.summary.predictedPeakBytes = run.peak.bytes
   r.summary.predictedMaxLengthPeakBytes = run.peak.maxLengthBytes
+  // One process: its peak is rank 0's (a distributed run filled this from every rank's steps).
+  if ((r.summary.ranks ?? 1) === 1) r.summary.measuredPeakBytesPerRank = r.summary.measuredPeakBytes !== null ? [r.summary.measuredPeakBytes] : null
   delete r.pid
   run.saveRecord(true)
   run.releaseLock()

@@ -4,6 +4,7 @@
  */
 import type { RunSummary, TrainerEvent } from './events.ts'
 import type { LossImpl } from '../planner/types.ts'
+import type { DistributedOptions } from './torchrun.ts'
 
 export type TuneOptions = {
   /** training_config YAML (ConfigMap or bare document); default: KAITO's qlora template adapted for the device. */
@@ -30,7 +31,7 @@ export type TuneOptions = {
   runId?: string
   /** Extra environment for the trainer process. */
   env?: Record<string, string>
-}
+} & DistributedOptions
 
 export interface RunHandle {
   readonly id: string

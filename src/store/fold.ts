@@ -50,6 +50,8 @@ export function foldEvent(run: RunProgress, event: TrainerEvent): RunProgress {
         predictedMaxLengthPeakBytes: event.predicted?.peakAllocatedBytes ?? run.predictedMaxLengthPeakBytes,
       }
     case 'step':
+      // Another rank's step: only its memory counts (the loss is all ranks' mean, rank 0 reports it).
+      if (event.rank) return { ...run, measuredPeakBytes: Math.max(run.measuredPeakBytes ?? 0, event.memory.peakAllocatedBytes) }
       return {
         ...run,
         state: run.state === 'queued' ? nextState(run.state, { type: 'start' }) : run.state,

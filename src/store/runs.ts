@@ -243,7 +243,9 @@ export class RunStore {
       for (const event of events) {
         seq += 1
         this.#stmt.insertEvent.run(id, seq, event.type, event.t, JSON.stringify(event))
-        if (event.type === 'step') {
+        // One sample per step (the chart's series): rank 0's, or the one process's; other ranks'
+        // memory stays in their events and in the summary's measuredPeakBytesPerRank.
+        if (event.type === 'step' && !event.rank) {
           const m = event.memory
           this.#stmt.insertSample.run(id, event.step, event.t, m.allocatedBytes, m.reservedBytes, m.peakAllocatedBytes, m.deviceUsedBytes, event.loss, event.tokensPerSecond)
         }

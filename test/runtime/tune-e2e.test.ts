@@ -8,7 +8,7 @@ import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, T
 
 const skip = e2eSkipReason()
 
-const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'state', 'steps']
+const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps']
 
 test('default tune --json --max-steps 10: summary line, adapter files, both peaks', { skip }, async () => {
   const out = join(tmp(), 'run')

@@ -227,7 +227,7 @@ function showRun(id) {
     loss: stepChart($('#loss-chart'), { label: 'Loss', yLabel: 'Loss', color: '#e64980', digits: 4 }),
     tps: stepChart($('#tps-chart'), { label: 'Tokens/s', yLabel: 'Tokens per second', color: '#12b886', digits: 0, yFrom0: true }),
   }
-  const d = { t0: null, predicted: null, time: [], alloc: [], reserved: [], peak: [], used: [], steps: [], loss: [], tps: [] }
+  const d = { t0: null, predicted: null, time: [], alloc: [], reserved: [], peak: [], used: [], steps: [], loss: [], tps: [], rankPeaks: [] }
   let pending = false
   const redraw = () => {
     if (pending) return
@@ -262,6 +262,11 @@ function showRun(id) {
         ['ratio', 'Measured / predicted', measuredOverPredicted(run.measuredPeakBytes, run.predictedPeakBytes)],
         ['max-length', 'Worst case at max_length', bytesOr(run.predictedMaxLengthPeakBytes)],
       ]
+      // Distributed runs: each rank's measured peak against the planner's per-rank prediction.
+      const perRank = run.summary?.measuredPeakBytesPerRank ?? (d.rankPeaks.length > 1 ? d.rankPeaks : null)
+      if (perRank && perRank.length > 1) {
+        stats.push(['per-rank', 'Peak per rank', perRank.map((b, rank) => `rank ${rank}: ${b ? `${bytesOr(b)} (${measuredOverPredicted(b, run.predictedPeakBytes)})` : '–'}`).join(' · ')])
+      }
       $('#run-stats').replaceChildren(
         ...stats.map(([key, k, v]) => {
           const div = document.createElement('div')
@@ -282,7 +287,9 @@ function showRun(id) {
   const es = new EventSource(`/v1/runs/${encodeURIComponent(id)}/events`)
   const onEvent = (msg) => {
     const e = JSON.parse(msg.data)
-    if (e.type === 'step') {
+    if (e.type === 'step' && e.rank != null) d.rankPeaks[e.rank] = e.memory.peakAllocatedBytes
+    // One series per chart: rank 0's steps (a distributed run's other ranks only add their peaks).
+    if (e.type === 'step' && !e.rank) {
       if (e.predictedPeakBytes != null) d.predicted = e.predictedPeakBytes
       if (d.t0 == null) d.t0 = e.t
       d.time.push((e.t - d.t0) / 1000)
