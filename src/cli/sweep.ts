@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander'
 import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { ExitError } from '../errors.ts'
 import { checkOutputDir, MAX_CONFIG_BYTES, readBoundedFile } from '../files.ts'
 import { bar } from '../runtime/progress.ts'
@@ -14,7 +14,7 @@ import { renderPlots } from '../sweep/plots.ts'
 import { reportMarkdown } from '../sweep/report.ts'
 import { ratioOf, toCsv, type PointResult } from '../sweep/results.ts'
 import { runSweep } from '../sweep/run.ts'
-import { MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
+import { atScale, MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
 
 type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; json?: boolean }
 
@@ -42,8 +42,11 @@ const gib = (b: number | null) => (b === null ? 'n/a' : formatBytes(b))
 async function sweep(specPath: string, flags: SweepFlags): Promise<number> {
   const err = process.stderr
   const text = (await readBoundedFile(specPath, { maxBytes: MAX_CONFIG_BYTES, flag: 'spec', expect: 'a sweep spec YAML file, e.g. examples/sweeps/seed-batch.yaml' })).toString('utf8')
-  const spec = parseSpec(text, specPath)
-  const out = flags.out ?? join('sweeps', spec.name)
+  const parsed = parseSpec(text, specPath)
+  const spec = atScale(parsed, flags.model ?? parsed.model)
+  // Another model's sweep is another experiment: its own default directory.
+  const model = flags.model ?? spec.model
+  const out = flags.out ?? join('sweeps', model && model !== 'default' ? `${spec.name}-${basename(model)}` : spec.name)
   await checkOutputDir(out, '--out', { example: `sweeps/${spec.name}` })
 
   const live = Boolean(err.isTTY)

@@ -17,22 +17,24 @@ import type { PointFields } from './spec.ts'
 export function pointInput(base: PlanInput, fields: PointFields): PlanInput {
   const input: PlanInput = { ...base }
   for (const [k, v] of Object.entries(fields)) (input as Record<string, unknown>)[k] = v
-  if (fields.method !== undefined && fields.method !== 'qlora') {
-    input.quant = 'none'
-    input.doubleQuant = false
+  // A quantized base is a QLoRA run (the trainer infers qlora from load_in_4bit/8bit)...
+  if (fields.quant !== undefined && fields.quant !== 'none') {
+    if (input.method === 'full') throw new Error(`method full cannot train a ${fields.quant}-quantized base: drop quant or use method qlora`)
+    input.method = 'qlora'
   }
-  if (input.method === 'qlora' && input.quant === 'none') {
+  // ...and an unquantized one is LoRA or full.
+  if (fields.quant === 'none' && input.method === 'qlora') input.method = 'lora'
+  if (input.method !== 'qlora') input.quant = 'none'
+  else if (input.quant === 'none') {
     input.quant = 'nf4'
     if (fields.doubleQuant === undefined) input.doubleQuant = true
   }
-  // A quantized base is a QLoRA run whatever the base said (the trainer infers qlora from load_in_4bit/8bit).
-  if (fields.quant !== undefined && fields.quant !== 'none' && fields.method === undefined) input.method = 'qlora'
-  if (fields.quant === 'none' && fields.method === undefined && input.method === 'qlora') input.method = 'lora'
   if (input.quant !== 'nf4' && input.quant !== 'fp4') input.doubleQuant = false
   return input
 }
 
 /** The point's training_config sections: the base file's other keys kept (data, schedule, output). */
-export function pointSections(baseSections: Sections, base: PlanInput, fields: PointFields): Sections {
-  return encode(pointInput(base, fields), baseSections)
+export function pointSections(baseSections: Sections, base: PlanInput, fields: PointFields): { input: PlanInput; sections: Sections } {
+  const input = pointInput(base, fields)
+  return { input, sections: encode(input, baseSections) }
 }

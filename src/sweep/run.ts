@@ -16,7 +16,7 @@ import { runtimePaths } from '../runtime/python-env.ts'
 import { startRun } from '../runtime/supervisor.ts'
 import { pointSections } from './point-config.ts'
 import { finished, median, type PointResult, type PointState, type SweepDoc } from './results.ts'
-import { DEFAULT_STEPS, expandGrid, pointKey, SWEEP_FIELDS, type GridPoint, type SweepSpec } from './spec.ts'
+import { DEFAULT_STEPS, expandGrid, pointKey, variedFields, type GridPoint, type SweepSpec } from './spec.ts'
 
 export type SweepOptions = {
   spec: SweepSpec
@@ -120,7 +120,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
     baseKey,
     device,
     gpu: gpuInfo(device),
-    grid: Object.keys(spec.grid).filter((k) => (SWEEP_FIELDS as readonly string[]).includes(k)),
+    grid: variedFields(spec),
     points: [],
     updatedAt: '',
   }
@@ -199,20 +199,22 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
     device: null,
     runDir: relative(ctx.out, runDir),
   }
-  let sections
+  let written
   try {
-    sections = pointSections(ctx.base.sections, ctx.base.input, point.fields)
+    written = pointSections(ctx.base.sections, ctx.base.input, point.fields)
   } catch (err) {
     return { ...result, message: `cannot write this point's training_config: ${(err as Error).message}` }
   }
-  const method = sections && (point.fields.method ?? ctx.base.input.method)
+  const { sections, input } = written
+  // Explicit: the trainer would read an unquantized config as LoRA, never as full.
+  const method = input.method
   writeFileSync(configPath, `# headroom sweep ${ctx.spec.name}, point ${point.index}: ${key}\n${toYaml({ training_config: sections })}`)
   // A point that did not finish last time starts clean (a finished run directory is never reused).
   rmSync(runDir, { recursive: true, force: true })
   let run
   try {
     run = await startRun(
-      { config: configPath, model: ctx.model === 'default' ? undefined : ctx.model, data: ctx.data, output: runDir, maxSteps: ctx.steps, device: ctx.device, method: method as 'lora' | 'qlora' | 'full', env: ctx.env },
+      { config: configPath, model: ctx.model === 'default' ? undefined : ctx.model, data: ctx.data, output: runDir, maxSteps: ctx.steps, device: ctx.device, method, env: ctx.env },
       { onProgress: ctx.onLog, forwardSignals: true },
     )
   } catch (err) {

@@ -59,6 +59,14 @@ export type SweepSpec = {
   base: PointFields
   /** Field → the values it takes; points are the cartesian product, in the order given. */
   grid: Partial<Record<SweepField, (string | number | boolean | string[])[]>>
+  /** Instead of a product, a list of points, each a map of fields (the seed's precision table is not a product). */
+  points?: PointFields[]
+  /**
+   * Per model (as --model names it): base fields and grid values that replace the defaults at
+   * that model's scale (ranks relative to its width, lengths up to its context), e.g. the seed's
+   * own ranks 8..16,384 for phi-3-mini-128k-instruct.
+   */
+  scales?: Record<string, { base?: PointFields; grid?: SweepSpec['grid']; steps?: number }>
 }
 
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])
@@ -69,7 +77,14 @@ const specShape = z.strictObject({
   data: z.string().min(1).optional(),
   steps: z.number().int().min(1).max(MAX_STEPS).optional(),
   base: z.record(z.string(), scalar).optional(),
-  grid: z.record(z.string(), z.array(scalar).min(1).max(MAX_POINTS)),
+  grid: z.record(z.string(), z.array(scalar).min(1).max(MAX_POINTS)).optional(),
+  points: z.array(z.record(z.string(), scalar)).min(1).max(MAX_POINTS).optional(),
+  scales: z
+    .record(
+      z.string().min(1),
+      z.strictObject({ base: z.record(z.string(), scalar).optional(), grid: z.record(z.string(), z.array(scalar).min(1).max(MAX_POINTS)).optional(), steps: z.number().int().min(1).max(MAX_STEPS).optional() }),
+    )
+    .optional(),
 })
 
 /** A did-you-mean for a field name, by edit distance. */
@@ -142,7 +157,7 @@ export function parseSpec(text: string, file: string): SweepSpec {
       shaped.error.issues.map((i) => ({
         code: 'invalid_spec',
         path: i.path.join('.') || 'spec',
-        message: i.code === 'unrecognized_keys' ? `unknown key(s) ${(i as { keys: string[] }).keys.join(', ')}: a spec has name, description, model, data, steps, base and grid` : i.message,
+        message: i.code === 'unrecognized_keys' ? `unknown key(s) ${(i as { keys: string[] }).keys.join(', ')}: a spec has name, description, model, data, steps, base, grid (or points) and scales` : i.message,
         file,
       })),
     )
@@ -154,18 +169,63 @@ export function parseSpec(text: string, file: string): SweepSpec {
     const value = checkValue(`base.${k}`, k, v, issues)
     if (value !== undefined) base[k as SweepField] = value
   }
+  const grid = checkGrid('grid', s.grid ?? {}, issues)
+  if (s.grid && s.points) issues.push({ code: 'invalid_spec', path: 'points', message: 'a spec has either grid (a product) or points (a list), not both: keep one' })
+  else if (!s.points && Object.keys(s.grid ?? {}).length === 0) issues.push({ code: 'invalid_spec', path: 'grid', message: 'is missing or empty: name at least one field and its values, e.g. grid: { batch: [1, 2] }, or list points: [{ dtype: fp32 }, { dtype: bf16 }]' })
+  const points = s.points?.map((pt, i) => {
+    const f: PointFields = {}
+    for (const [k, v] of Object.entries(pt)) {
+      const value = checkValue(`points[${i}].${k}`, k, v, issues)
+      if (value !== undefined) f[k as SweepField] = value
+    }
+    return f
+  })
+  const scales: NonNullable<SweepSpec['scales']> = {}
+  for (const [model, sc] of Object.entries(s.scales ?? {})) {
+    const b: PointFields = {}
+    for (const [k, v] of Object.entries(sc.base ?? {})) {
+      const value = checkValue(`scales.${model}.base.${k}`, k, v, issues)
+      if (value !== undefined) b[k as SweepField] = value
+    }
+    scales[model] = { base: b, grid: checkGrid(`scales.${model}.grid`, sc.grid ?? {}, issues), steps: sc.steps }
+    if (sc.grid) checkSize(`scales.${model}.grid`, { ...s.grid, ...sc.grid }, issues)
+  }
+  checkSize('grid', s.grid ?? {}, issues)
+  if (issues.length) throw new ConfigError(issues.map((i) => ({ ...i, file })))
+  return { name: s.name, description: s.description, model: s.model, data: s.data, steps: s.steps, base, grid, ...(points ? { points } : {}), ...(s.scales ? { scales } : {}) }
+}
+
+function checkGrid(path: string, raw: Record<string, unknown[]>, issues: Issue[]): SweepSpec['grid'] {
   const grid: SweepSpec['grid'] = {}
-  for (const [k, values] of Object.entries(s.grid)) {
-    const checked = values.map((v, i) => checkValue(`grid.${k}[${i}]`, k, v, issues))
+  for (const [k, values] of Object.entries(raw)) {
+    const checked = values.map((v, i) => checkValue(`${path}.${k}[${i}]`, k, v, issues))
     if (checked.every((v) => v !== undefined)) grid[k as SweepField] = checked as (string | number | boolean | string[])[]
   }
-  if (Object.keys(s.grid).length === 0) issues.push({ code: 'invalid_spec', path: 'grid', message: 'is empty: name at least one field and its values, e.g. grid: { batch: [1, 2] }' })
-  const size = Object.values(s.grid).reduce((n, vs) => n * vs.length, 1)
+  return grid
+}
+
+function checkSize(path: string, raw: Record<string, unknown[]>, issues: Issue[]): void {
+  const size = Object.values(raw).reduce((n, vs) => n * vs.length, 1)
   if (size > MAX_POINTS) {
-    issues.push({ code: 'too_many_points', path: 'grid', message: `has ${size.toLocaleString('en-US')} points; a sweep runs at most ${MAX_POINTS.toLocaleString('en-US')} (each point is a real training run): take fewer values` })
+    issues.push({ code: 'too_many_points', path, message: `has ${size.toLocaleString('en-US')} points; a sweep runs at most ${MAX_POINTS.toLocaleString('en-US')} (each point is a real training run): take fewer values` })
   }
-  if (issues.length) throw new ConfigError(issues.map((i) => ({ ...i, file })))
-  return { name: s.name, description: s.description, model: s.model, data: s.data, steps: s.steps, base, grid }
+}
+
+/**
+ * The spec at a model's scale: its `scales` entry for that model, if any, laid over the base
+ * and grid (the grid's own fields keep their order).
+ * @example atScale(spec, 'phi-3-mini-128k-instruct').grid.rank // [8, 16, 64, 256, 16384]
+ */
+export function atScale(spec: SweepSpec, model: string | undefined): SweepSpec {
+  const sc = model ? spec.scales?.[model] : undefined
+  if (!sc) return spec
+  return { ...spec, base: { ...spec.base, ...sc.base }, grid: { ...spec.grid, ...sc.grid }, steps: sc.steps ?? spec.steps }
+}
+
+/** The fields that differ between points: the grid's, or every field a listed point sets. */
+export function variedFields(spec: SweepSpec): SweepField[] {
+  const named = new Set<string>([...Object.keys(spec.grid), ...(spec.points ?? []).flatMap((p) => Object.keys(p))])
+  return SWEEP_FIELDS.filter((f) => named.has(f))
 }
 
 /** One grid point: its index, the fields it sets (grid fields only), and all its fields (base + grid). */
@@ -176,6 +236,7 @@ export type GridPoint = { index: number; varied: PointFields; fields: PointField
  * @example expandGrid({ ...spec, grid: { method: ['lora', 'qlora'], seq: [64, 128] } }).length // 4
  */
 export function expandGrid(spec: SweepSpec): GridPoint[] {
+  if (spec.points) return spec.points.map((varied, index) => ({ index, varied, fields: { ...spec.base, ...varied } }))
   let combos: PointFields[] = [{}]
   for (const [k, values] of Object.entries(spec.grid)) {
     combos = combos.flatMap((c) => values!.map((v) => ({ ...c, [k]: v })))
