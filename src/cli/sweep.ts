@@ -16,7 +16,7 @@ import { ratioOf, toCsv, type PointResult } from '../sweep/results.ts'
 import { runSweep } from '../sweep/run.ts'
 import { atScale, MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
 
-type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; json?: boolean }
+type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; json?: boolean; calibrate?: boolean; profile?: string }
 
 function stepsArg(value: string): number {
   const n = Number(value)
@@ -32,6 +32,8 @@ export function command(): Command {
     .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(['auto', 'cpu', 'cuda']))
     .option('--model <model>', 'model directory or hub id for every point (overrides the spec’s model)')
     .option('--json', 'print points.json’s document as the last stdout line')
+    .option('--calibrate', 'after the sweep (finished points are not rerun), fit this device’s overhead terms from its points into a profile for plan --device-profile')
+    .option('--profile <name>', 'the profile --calibrate writes (default: the GPU’s name, or cpu)')
     .action(async (specPath: string, flags: SweepFlags) => {
       process.exitCode = await sweep(specPath, flags)
     })
@@ -104,6 +106,14 @@ async function sweep(specPath: string, flags: SweepFlags): Promise<number> {
   err.write(`headroom: sweep ${spec.name}: ${outcome.ran} point(s) run, ${outcome.skipped} skipped as finished earlier; ${out}/report.md, points.csv, points.json${plots.files.length ? `, ${plots.files.join(', ')}` : ''}\n`)
   if (flags.json) process.stdout.write(`${JSON.stringify(doc)}\n`)
   else process.stdout.write(`${join(out, 'report.md')}\n`)
+  if (flags.calibrate && !outcome.interrupted) {
+    const { calibrateSweep } = await import('../sweep/run.ts')
+    const { profile, path } = await calibrateSweep({ spec, specPath, out, profile: flags.profile, model: flags.model })
+    const t = profile.terms
+    err.write(
+      `headroom: calibrated profile ${profile.name} from ${profile.points} point(s): workspace ${formatBytes(t.workspaceBytes)}, context ${formatBytes(t.contextBytes)}, allocator slack ${(t.slackFraction * 100).toFixed(1)}% of the bytes that churn; mean |measured - predicted| ${formatBytes(profile.error.before)} with the published terms, ${formatBytes(profile.error.after)} calibrated; ${path}; use it with headroom plan --device-profile ${profile.name}\n`,
+    )
+  }
   if (outcome.interrupted) {
     err.write(`headroom: interrupted; the ${doc.points.filter((p) => p.state !== 'cancelled').length} finished point(s) are kept in ${out}; rerun the same command to continue\n`)
     return 130

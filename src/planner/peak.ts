@@ -84,7 +84,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   if (input.phase === 'load') {
     return {
       at() {
-        const o = overheadTerms(input.device, input.expandableSegments, w.loadTransientBytes, false)
+        const o = overheadTerms(input.device, input.expandableSegments, w.loadTransientBytes, false, input.overhead)
         const breakdown: Breakdown = {
           weights: weightBytes + w.loadTransientBytes,
           adapters: 0,
@@ -138,9 +138,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
       const backwardAllocated = resident + headGradBytes + backwardChurn
       const stepWins = stepAllocated > backwardAllocated
       const churn = stepWins ? opt.stepTransientBytes : backwardChurn
-      const o = overheadTerms(input.device, input.expandableSegments, churn, true)
+      const o = overheadTerms(input.device, input.expandableSegments, churn, true, input.overhead)
       if (quantizeTransientBytes > 0) {
-        const ol = overheadTerms(input.device, input.expandableSegments, quantizeTransientBytes, false)
+        const ol = overheadTerms(input.device, input.expandableSegments, quantizeTransientBytes, false, input.overhead)
         const trainPeak = stepWins ? stepAllocated : backwardAllocated
         if (loadAllocated + ol.slackBytes > trainPeak + o.slackBytes + o.workspaceBytes) {
           const breakdown: Breakdown = {

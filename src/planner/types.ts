@@ -4,6 +4,7 @@
  */
 import type { Dtype, Quant } from '../units.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
+import type { CalibratedOverhead } from './overhead.ts'
 import type { ATTENTIONS, DEVICES, METHODS, OPTIMIZERS, PARALLELISMS, PHASES } from './fields.ts'
 
 // The enums come from the plan-field table (fields.ts), the one place their values are listed.
@@ -42,6 +43,8 @@ export type PlanInput = {
   device: Device
   /** PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Headroom sets it by default). */
   expandableSegments: boolean
+  /** A device profile's fitted overhead terms (plan --device-profile); absent: the published constants. */
+  overhead?: CalibratedOverhead
 }
 
 export type Breakdown = {
@@ -76,6 +79,8 @@ export type MemoryPlan = {
   /** Longest sequence that fits on the GPU with everything else fixed. */
   maxSeqLen: number | null
   warnings: PlanWarning[]
+  /** The device profile whose fitted overhead terms this plan used (plan --device-profile). */
+  calibratedBy?: string
 }
 
 /** What `plan --recommend` and `init` optimise for. */

@@ -165,6 +165,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     parallelism: req.parallelism ?? PLAN_DEFAULTS.parallelism,
     device,
     expandableSegments: true,
+    ...(req.deviceProfile ? { overhead: await profileOverhead(req.deviceProfile, device, n) } : {}),
   }
   if (input.method === 'full' && req.rank !== undefined) {
     throw incompatible(`${n('rank')} sets the LoRA rank and ${n('method')} full trains every weight: drop ${n('rank')} or use ${n('method')} lora`, 'rank')
@@ -176,6 +177,16 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     throw incompatible(`${n('gpus')} ${input.gpus} needs ${n('device')} cuda`, 'gpus')
   }
   return input
+}
+
+/** A device profile's fitted overhead terms (I/O here, so the planner stays pure); it must be this device's. */
+async function profileOverhead(name: string, device: 'cpu' | 'cuda', n: (f: string) => string): Promise<NonNullable<PlanInput['overhead']>> {
+  const { loadProfile } = await import('../sweep/profiles.ts')
+  const profile = loadProfile(name)
+  if (profile.device !== device) {
+    throw incompatible(`${n('deviceProfile')} ${name} was fitted on ${profile.device}${profile.gpu ? ` (${profile.gpu})` : ''}; this plan is for ${device}: add ${n('device')} ${profile.device}, or fit a profile on ${device}`, 'deviceProfile')
+  }
+  return profile.overhead
 }
 
 function targetsOf(flag: string | string[] | undefined, file: PlanInput['targets'] | undefined, model: ModelArch, n: (f: string) => string): PlanInput['targets'] {

@@ -27,7 +27,7 @@ export type PointResult = {
   /** CUDA only: the allocator's largest reservation seen, and the device's used memory (nvml). */
   measuredReservedBytes: number | null
   measuredDeviceUsedBytes: number | null
-  /** Median tokens/s over the steps after the first (the first pays for warm-up). */
+  /** Median tokens/s over the steps after the first (warm-up), on CPU after the two measured ones when there are more. */
   tokensPerSecond: number | null
   /** The longest batch actually trained, in tokens per sequence. */
   trainedSeq: number | null

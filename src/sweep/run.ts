@@ -14,7 +14,11 @@ import type { TrainerEvent } from '../runtime/events.ts'
 import { predictRun } from '../runtime/prediction.ts'
 import { runtimePaths } from '../runtime/python-env.ts'
 import { startRun } from '../runtime/supervisor.ts'
-import { pointSections } from './point-config.ts'
+import { pointInput, pointSections } from './point-config.ts'
+import { fitOverhead, meanAbsoluteError, type CalibrationPoint } from './calibrate.ts'
+import { writeProfile, type DeviceProfile } from './profiles.ts'
+import { planMemory } from '../planner/plan.ts'
+import { EXPANDABLE_SLACK_FRACTION, overheadTerms } from '../planner/overhead.ts'
 import { finished, median, type PointResult, type PointState, type SweepDoc } from './results.ts'
 import { DEFAULT_STEPS, expandGrid, pointKey, variedFields, type GridPoint, type SweepSpec } from './spec.ts'
 
@@ -220,13 +224,15 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   } catch (err) {
     return { ...result, seconds: (Date.now() - started) / 1000, message: (err as Error).message }
   }
-  const rates: number[] = []
+  // Tokens/s by step: the first pays for warm-up, and on CPU the first two are measured with
+  // MemTracker (python/headroom_runtime/_memory.py should_measure), which slows them many times.
+  const rates: { step: number; rate: number }[] = []
   let reserved = 0
   let deviceUsed = 0
   let lastMessage: string | undefined
   run.on('event', (event: TrainerEvent) => {
     if (event.type === 'step') {
-      if (event.step > 1) rates.push(event.tokensPerSecond)
+      rates.push({ step: event.step, rate: event.tokensPerSecond })
       reserved = Math.max(reserved, event.memory.reservedBytes)
       deviceUsed = Math.max(deviceUsed, event.memory.deviceUsedBytes)
       ctx.onStep?.({ point, step: event.step, totalSteps: event.totalSteps })
@@ -242,7 +248,8 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   const summary = await run.done
   const state: PointState = summary.state === 'succeeded' ? 'succeeded' : summary.state === 'oom' ? 'oom' : summary.state === 'cancelled' || summary.state === 'preempted' ? 'cancelled' : 'failed'
   const plan = run.prediction?.plan
-  const firstRate = rates.length === 0 && summary.steps > 0 ? null : median(rates)
+  const unmeasured = rates.filter((r) => r.step > (ctx.device === 'cpu' ? 2 : 1))
+  const tokensPerSecond = median((unmeasured.length ? unmeasured : rates.filter((r) => r.step > 1)).map((r) => r.rate))
   return {
     ...result,
     state,
@@ -252,10 +259,54 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
     measuredPeakBytes: summary.measuredPeakBytes,
     measuredReservedBytes: ctx.device === 'cuda' && reserved ? reserved : null,
     measuredDeviceUsedBytes: ctx.device === 'cuda' && deviceUsed ? deviceUsed : null,
-    tokensPerSecond: firstRate,
+    tokensPerSecond,
     trainedSeq: run.record.progress.maxSeqLen,
     steps: summary.steps,
     seconds: (Date.now() - started) / 1000,
     device: summary.device,
   }
+}
+
+/**
+ * Fits the device's overhead terms from a finished sweep in `out` and writes the profile:
+ * every measured point is planned again from its own fields at the length it trained, with the
+ * published terms and with the fitted ones, through the planner itself.
+ * @example await calibrateSweep({ spec, specPath, out: 'sweeps/seed-batch', profile: 'cpu' })
+ */
+export async function calibrateSweep(opts: { spec: SweepSpec; specPath: string; out: string; profile?: string; model?: string }): Promise<{ profile: DeviceProfile; path: string }> {
+  const out = resolve(opts.out)
+  const doc = readPrevious(out)
+  const measured = (doc?.points ?? []).filter((p) => p.state === 'succeeded' && p.measuredPeakBytes && p.trainedSeq)
+  if (!doc || !measured.length) throw new ExitError(`${join(opts.out, 'points.json')} has no measured points to calibrate from: run the sweep first (headroom sweep ${opts.specPath} --out ${opts.out})`, { exitCode: 1, path: '--out' })
+  const model = opts.model ?? opts.spec.model
+  const base = await predictRun({ model: model === 'default' ? undefined : model, device: doc.device })
+  const inputs = measured.map((p) => ({ ...pointInput(base.input, p.fields), seq: p.trainedSeq! }))
+  const plans = inputs.map((i) => planMemory(i))
+  const published = overheadTerms(doc.device, true, 0, true)
+  const points: CalibrationPoint[] = measured.map((p, i) => ({
+    measuredPeakBytes: p.measuredPeakBytes!,
+    predictedPeakBytes: plans[i].peakAllocatedBytes,
+    publishedWorkspaceBytes: published.workspaceBytes,
+    churnBytes: plans[i].breakdown.activations + plans[i].breakdown.logits,
+    measuredReservedBytes: p.measuredReservedBytes,
+    measuredDeviceUsedBytes: p.measuredDeviceUsedBytes,
+  }))
+  const terms = fitOverhead(points, doc.device, { contextBytes: published.contextBytes, slackFraction: doc.device === 'cuda' ? EXPANDABLE_SLACK_FRACTION : 0 })
+  const name = opts.profile ?? (doc.gpu?.name ?? doc.device)
+  const overhead = { profile: name, ...terms }
+  const after = inputs.map((i) => planMemory({ ...i, overhead }).peakAllocatedBytes)
+  const profile: DeviceProfile = {
+    name,
+    device: doc.device,
+    gpu: doc.gpu?.name ?? null,
+    fittedAt: new Date().toISOString(),
+    sweep: out,
+    points: measured.length,
+    terms,
+    error: {
+      before: meanAbsoluteError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: plans[i].peakAllocatedBytes }))),
+      after: meanAbsoluteError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: after[i] }))),
+    },
+  }
+  return { profile, path: writeProfile(profile) }
 }
