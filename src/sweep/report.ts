@@ -17,13 +17,35 @@ const mem = (p: PointResult) => fig(p, formatBytes(p.measuredPeakBytes ?? 0))
 const val = (v: unknown) => (Array.isArray(v) ? v.join('+') : String(v))
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`
 
+/**
+ * Fields whose value follows `field`'s at every point (a listed-points spec that ties
+ * gradient checkpointing to the method, as KAITO does): they go with it, not into the groups.
+ */
+function followers(points: PointResult[], field: SweepField): SweepField[] {
+  const others = new Set(points.flatMap((p) => Object.keys(p.varied) as SweepField[]).filter((k) => k !== field))
+  return [...others].filter((g) => {
+    const seen = new Map<string, string>()
+    const values = new Set<string>()
+    for (const p of points) {
+      const f = val(p.varied[field])
+      const v = val(p.varied[g])
+      values.add(v)
+      if (seen.has(f) && seen.get(f) !== v) return false
+      seen.set(f, v)
+    }
+    return values.size > 1
+  })
+}
+
 /** Points grouped by every grid field but `field` (one group per line or bar set). */
 function groups(points: PointResult[], field: SweepField): Map<string, PointResult[]> {
   const out = new Map<string, PointResult[]>()
+  const tied = followers(points, field)
   for (const p of points) {
     if (!(field in p.varied)) continue
     const rest: PointFields = { ...p.varied }
     delete rest[field]
+    for (const t of tied) delete rest[t]
     const k = pointKey(rest)
     out.set(k, [...(out.get(k) ?? []), p])
   }

@@ -66,7 +66,7 @@ export type SweepSpec = {
    * that model's scale (ranks relative to its width, lengths up to its context), e.g. the seed's
    * own ranks 8..16,384 for phi-3-mini-128k-instruct.
    */
-  scales?: Record<string, { base?: PointFields; grid?: SweepSpec['grid']; steps?: number }>
+  scales?: Record<string, { base?: PointFields; grid?: SweepSpec['grid']; points?: PointFields[]; steps?: number }>
 }
 
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])
@@ -82,7 +82,7 @@ const specShape = z.strictObject({
   scales: z
     .record(
       z.string().min(1),
-      z.strictObject({ base: z.record(z.string(), scalar).optional(), grid: z.record(z.string(), z.array(scalar).min(1).max(MAX_POINTS)).optional(), steps: z.number().int().min(1).max(MAX_STEPS).optional() }),
+      z.strictObject({ base: z.record(z.string(), scalar).optional(), grid: z.record(z.string(), z.array(scalar).min(1).max(MAX_POINTS)).optional(), points: z.array(z.record(z.string(), scalar)).min(1).max(MAX_POINTS).optional(), steps: z.number().int().min(1).max(MAX_STEPS).optional() }),
     )
     .optional(),
 })
@@ -172,14 +172,7 @@ export function parseSpec(text: string, file: string): SweepSpec {
   const grid = checkGrid('grid', s.grid ?? {}, issues)
   if (s.grid && s.points) issues.push({ code: 'invalid_spec', path: 'points', message: 'a spec has either grid (a product) or points (a list), not both: keep one' })
   else if (!s.points && Object.keys(s.grid ?? {}).length === 0) issues.push({ code: 'invalid_spec', path: 'grid', message: 'is missing or empty: name at least one field and its values, e.g. grid: { batch: [1, 2] }, or list points: [{ dtype: fp32 }, { dtype: bf16 }]' })
-  const points = s.points?.map((pt, i) => {
-    const f: PointFields = {}
-    for (const [k, v] of Object.entries(pt)) {
-      const value = checkValue(`points[${i}].${k}`, k, v, issues)
-      if (value !== undefined) f[k as SweepField] = value
-    }
-    return f
-  })
+  const points = s.points ? checkPoints('points', s.points, issues) : undefined
   const scales: NonNullable<SweepSpec['scales']> = {}
   for (const [model, sc] of Object.entries(s.scales ?? {})) {
     const b: PointFields = {}
@@ -187,12 +180,23 @@ export function parseSpec(text: string, file: string): SweepSpec {
       const value = checkValue(`scales.${model}.base.${k}`, k, v, issues)
       if (value !== undefined) b[k as SweepField] = value
     }
-    scales[model] = { base: b, grid: checkGrid(`scales.${model}.grid`, sc.grid ?? {}, issues), steps: sc.steps }
+    scales[model] = { base: b, grid: checkGrid(`scales.${model}.grid`, sc.grid ?? {}, issues), ...(sc.points ? { points: checkPoints(`scales.${model}.points`, sc.points, issues) } : {}), steps: sc.steps }
     if (sc.grid) checkSize(`scales.${model}.grid`, { ...s.grid, ...sc.grid }, issues)
   }
   checkSize('grid', s.grid ?? {}, issues)
   if (issues.length) throw new ConfigError(issues.map((i) => ({ ...i, file })))
   return { name: s.name, description: s.description, model: s.model, data: s.data, steps: s.steps, base, grid, ...(points ? { points } : {}), ...(s.scales ? { scales } : {}) }
+}
+
+function checkPoints(path: string, raw: Record<string, unknown>[], issues: Issue[]): PointFields[] {
+  return raw.map((pt, i) => {
+    const f: PointFields = {}
+    for (const [k, v] of Object.entries(pt)) {
+      const value = checkValue(`${path}[${i}].${k}`, k, v, issues)
+      if (value !== undefined) f[k as SweepField] = value
+    }
+    return f
+  })
 }
 
 function checkGrid(path: string, raw: Record<string, unknown[]>, issues: Issue[]): SweepSpec['grid'] {
@@ -219,7 +223,7 @@ function checkSize(path: string, raw: Record<string, unknown[]>, issues: Issue[]
 export function atScale(spec: SweepSpec, model: string | undefined): SweepSpec {
   const sc = model ? spec.scales?.[model] : undefined
   if (!sc) return spec
-  return { ...spec, base: { ...spec.base, ...sc.base }, grid: { ...spec.grid, ...sc.grid }, steps: sc.steps ?? spec.steps }
+  return { ...spec, base: { ...spec.base, ...sc.base }, grid: { ...spec.grid, ...sc.grid }, ...(sc.points ? { points: sc.points } : {}), steps: sc.steps ?? spec.steps }
 }
 
 /** The fields that differ between points: the grid's, or every field a listed point sets. */
