@@ -121,7 +121,11 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     device: input.device,
   })
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
-  const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
+  // LoRA: backward frees each block's activations as it writes that block's adapter gradients, so while the
+  // activations are held only the top block's gradients exist; all of them exist at optimizer.step(), the
+  // 'step' moment. Measured (headroom sweep examples/sweeps/seed-rank.yaml, tiny Phi-3, rank 1,024): peak
+  // 292.1e6 B = resident + every gradient, not + the 40.9e6 B of activations as well (predicted 333.1e6 B).
+  const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes / arch.numLayers
   const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
   const stepAllocated = resident + gradientBytes + opt.stepTransientBytes
   // The stack's on-device quantization of the largest quantized Linear, the whole model otherwise resident.
