@@ -69,7 +69,10 @@ export function findings(doc: SweepDoc): string[] {
   const failed = doc.points.filter((p) => !ok(p))
   if (failed.length) out.push(`Not measured: ${failed.map((p) => fig(p, `point ${p.index} ${p.state}`)).join(', ')}.`)
 
-  for (const field of doc.grid as SweepField[]) {
+  const grid = doc.grid as SweepField[]
+  for (const [i, field] of grid.entries()) {
+    // A field tied to an earlier one (checkpointing set by the method) was said with it.
+    if (grid.slice(0, i).some((g) => followers(pts, g).includes(field))) continue
     if (field === 'method') out.push(...methodFindings(pts))
     else if (field === 'rank') out.push(...rankFindings(pts))
     else if (field === 'batch') out.push(...batchFindings(pts))
