@@ -111,7 +111,7 @@ async function sweep(specPath: string, flags: SweepFlags): Promise<number> {
     const { profile, path } = await calibrateSweep({ spec, specPath, out, profile: flags.profile, model: flags.model })
     const t = profile.terms
     err.write(
-      `headroom: calibrated profile ${profile.name} from ${profile.points} point(s): workspace ${formatBytes(t.workspaceBytes)}, context ${formatBytes(t.contextBytes)}, allocator slack ${(t.slackFraction * 100).toFixed(1)}% of the bytes that churn; mean |measured - predicted| ${formatBytes(profile.error.before)} with the published terms, ${formatBytes(profile.error.after)} calibrated; ${path}; use it with headroom plan --device-profile ${profile.name}\n`,
+      `headroom: calibrated profile ${profile.name} from ${profile.points} point(s): workspace ${formatBytes(t.workspaceBytes)}, context ${formatBytes(t.contextBytes)}, allocator slack ${(t.slackFraction * 100).toFixed(1)}% of the bytes that churn; rms measured - predicted ${formatBytes(profile.error.before)} with the published terms, ${formatBytes(profile.error.after)} calibrated; ${path}; use it with headroom plan --device-profile ${profile.name}\n`,
     )
   }
   if (outcome.interrupted) {

@@ -4,10 +4,10 @@
  * with its measurements and the planner's terms for it.
  *
  * - workspaceBytes: what the allocator holds that the planner's tensors do not (cuBLAS's
- *   workspace on CUDA, 0 published on CPU): the median of measured - predicted allocated peak,
- *   with the published workspace taken out. A median offset never raises the mean absolute error
- *   of the points it is fitted on (it minimises the sum of |residual - c|; c = published is one
- *   candidate), and it is robust to one odd point.
+ *   workspace on CUDA, 0 published on CPU): the mean of measured - predicted allocated peak,
+ *   with the published workspace taken out. The mean offset is the least-squares fit: it never
+ *   raises the root-mean-square error of the points it is fitted on (c = published is one
+ *   candidate), and lowers it whenever the residuals do not already average to zero.
  * - contextBytes (CUDA): device-used - reserved, the memory no allocator sees (the CUDA context).
  * - slackFraction (CUDA): (reserved - allocated) / the bytes that churn every step.
  */
@@ -32,7 +32,8 @@ export type FittedTerms = { contextBytes: number; slackFraction: number; workspa
  */
 export function fitOverhead(points: CalibrationPoint[], device: 'cpu' | 'cuda', published: { contextBytes: number; slackFraction: number }): FittedTerms {
   if (!points.length) throw new Error('no measured points to fit')
-  const workspaceBytes = Math.round(median(points.map((p) => p.measuredPeakBytes - (p.predictedPeakBytes - p.publishedWorkspaceBytes)))!)
+  const residuals = points.map((p) => p.measuredPeakBytes - (p.predictedPeakBytes - p.publishedWorkspaceBytes))
+  const workspaceBytes = Math.round(residuals.reduce((a, b) => a + b, 0) / residuals.length)
   if (device === 'cpu') return { contextBytes: 0, slackFraction: 0, workspaceBytes }
   const ctx = points.filter((p) => p.measuredDeviceUsedBytes && p.measuredReservedBytes).map((p) => p.measuredDeviceUsedBytes! - p.measuredReservedBytes!)
   const slack = points.filter((p) => p.measuredReservedBytes && p.churnBytes > 0).map((p) => Math.max(0, (p.measuredReservedBytes! - p.measuredPeakBytes) / p.churnBytes))
@@ -43,7 +44,7 @@ export function fitOverhead(points: CalibrationPoint[], device: 'cpu' | 'cuda', 
   }
 }
 
-/** Mean |measured - predicted|, bytes. */
-export function meanAbsoluteError(pairs: { measured: number; predicted: number }[]): number {
-  return pairs.reduce((s, p) => s + Math.abs(p.measured - p.predicted), 0) / Math.max(1, pairs.length)
+/** Root-mean-square of measured - predicted, bytes. */
+export function rmsError(pairs: { measured: number; predicted: number }[]): number {
+  return Math.sqrt(pairs.reduce((s, p) => s + (p.measured - p.predicted) ** 2, 0) / Math.max(1, pairs.length))
 }

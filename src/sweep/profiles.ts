@@ -21,7 +21,7 @@ export const deviceProfile = z.object({
   sweep: z.string(),
   points: z.number().int().nonnegative(),
   terms: z.object({ contextBytes: z.number(), slackFraction: z.number().min(0), workspaceBytes: z.number() }),
-  /** Mean |measured - predicted| allocated peak over the sweep's points, bytes: with the published terms, and with these. */
+  /** Root-mean-square of measured - predicted allocated peak over the sweep's points, bytes: with the published terms, and with these. */
   error: z.object({ before: z.number(), after: z.number() }),
 })
 export type DeviceProfile = z.infer<typeof deviceProfile>

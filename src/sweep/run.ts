@@ -15,7 +15,7 @@ import { predictRun } from '../runtime/prediction.ts'
 import { runtimePaths } from '../runtime/python-env.ts'
 import { startRun } from '../runtime/supervisor.ts'
 import { pointInput, pointSections } from './point-config.ts'
-import { fitOverhead, meanAbsoluteError, type CalibrationPoint } from './calibrate.ts'
+import { fitOverhead, rmsError, type CalibrationPoint } from './calibrate.ts'
 import { writeProfile, type DeviceProfile } from './profiles.ts'
 import { planMemory } from '../planner/plan.ts'
 import { EXPANDABLE_SLACK_FRACTION, overheadTerms } from '../planner/overhead.ts'
@@ -304,8 +304,8 @@ export async function calibrateSweep(opts: { spec: SweepSpec; specPath: string; 
     points: measured.length,
     terms,
     error: {
-      before: meanAbsoluteError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: plans[i].peakAllocatedBytes }))),
-      after: meanAbsoluteError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: after[i] }))),
+      before: rmsError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: plans[i].peakAllocatedBytes }))),
+      after: rmsError(measured.map((p, i) => ({ measured: p.measuredPeakBytes!, predicted: after[i] }))),
     },
   }
   return { profile, path: writeProfile(profile) }

@@ -148,3 +148,23 @@ test('points.csv has the fields, then state, predicted, measured and tokens/s; q
   assert.equal(csv[0], 'index,rank,targets,state,predictedPeakBytes,measuredPeakBytes,tokensPerSecond,measuredOverPredicted,predictedState,measuredReservedBytes,measuredDeviceUsedBytes,trainedSeq,steps,seconds,message')
   assert.equal(csv[1], '0,8,qkv_proj+o_proj,failed,11,10,100,0.9091,,,,64,2,1,"bad, ""quoted"""')
 })
+
+test('calibration fits the mean residual as workspace on CPU, and context and slack from CUDA counters', async () => {
+  const { fitOverhead, rmsError } = await import('../../src/sweep/calibrate.ts')
+  const pts = [
+    { measuredPeakBytes: 95, predictedPeakBytes: 100, publishedWorkspaceBytes: 0, churnBytes: 40, measuredReservedBytes: null, measuredDeviceUsedBytes: null },
+    { measuredPeakBytes: 190, predictedPeakBytes: 200, publishedWorkspaceBytes: 0, churnBytes: 80, measuredReservedBytes: null, measuredDeviceUsedBytes: null },
+  ]
+  const cpu = fitOverhead(pts, 'cpu', { contextBytes: 0, slackFraction: 0 })
+  assert.deepEqual(cpu, { contextBytes: 0, slackFraction: 0, workspaceBytes: -7 }) // residuals -5 and -10: Math.round(-7.5)
+  const before = rmsError(pts.map((p) => ({ measured: p.measuredPeakBytes, predicted: p.predictedPeakBytes })))
+  const after = rmsError(pts.map((p) => ({ measured: p.measuredPeakBytes, predicted: p.predictedPeakBytes + cpu.workspaceBytes })))
+  assert.ok(after < before)
+  // CUDA: the context is what the device uses beyond the allocator; the slack is reserved - allocated over the churn.
+  const gpu = fitOverhead(
+    [{ measuredPeakBytes: 1000, predictedPeakBytes: 1010, publishedWorkspaceBytes: 8, churnBytes: 200, measuredReservedBytes: 1100, measuredDeviceUsedBytes: 1600 }],
+    'cuda',
+    { contextBytes: 447e6, slackFraction: 0.05 },
+  )
+  assert.deepEqual(gpu, { contextBytes: 500, slackFraction: 0.5, workspaceBytes: -2 })
+})

@@ -95,12 +95,12 @@ test('a two-point sweep runs each point through the supervisor and writes csv, j
     assert.equal(a.peakAllocatedBytes, p.predictedPeakBytes)
     assert.equal(b.calibratedBy, 'sweep-test')
     assert.equal(b.breakdown.overhead - a.breakdown.overhead, profile.terms.workspaceBytes)
-    errPlain += Math.abs(a.peakAllocatedBytes - p.measuredPeakBytes)
-    errCalibrated += Math.abs(b.peakAllocatedBytes - p.measuredPeakBytes)
+    errPlain += (a.peakAllocatedBytes - p.measuredPeakBytes) ** 2
+    errCalibrated += (b.peakAllocatedBytes - p.measuredPeakBytes) ** 2
   }
-  // Over the sweep's own points, the calibrated plans are nearer the measurements (mean |error|), as the profile says.
+  // Over the sweep's own points, the calibrated plans are nearer the measurements (rms error), as the profile says.
   assert.ok(errCalibrated < errPlain, `calibrated ${errCalibrated} vs published ${errPlain}`)
-  assert.ok(Math.abs(errCalibrated / doc.points.length - profile.error.after) <= 1, `${errCalibrated / doc.points.length} vs ${profile.error.after}`)
+  assert.ok(Math.abs(Math.sqrt(errCalibrated / doc.points.length) - profile.error.after) <= 1, `${Math.sqrt(errCalibrated / doc.points.length)} vs ${profile.error.after}`)
   const shown = await runCli(['plan', '--model', tiny, '--device', 'cpu', '--method', 'lora', '--device-profile', 'sweep-test'], { env })
   assert.equal(shown.status, 0, shown.stderr)
   assert.match(shown.stdout, /overhead .* calibrated \(device profile sweep-test\)/)
