@@ -18,6 +18,7 @@ const COMMANDS: Record<string, string> = {
   serve: 'serve the model and its adapters over an OpenAI-compatible API',
   submit: 'apply rendered manifests (a Job or KAITO Workspace) to a cluster with server-side apply',
   status: 'show a submitted Job or Workspace; --follow streams its progress into the run store',
+  sweep: 'run a grid of short fine-tunes and plot measured against predicted memory and tokens/s',
 }
 
 async function loadCommand(name: string): Promise<Command> {

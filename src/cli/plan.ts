@@ -183,7 +183,12 @@ export function renderPlan(input: PlanInput, plan: MemoryPlan): string {
   for (const k of keys) {
     const bytes = plan.breakdown[k]
     const share = plan.peakBytes > 0 ? bytes / plan.peakBytes : 0
-    lines.push(`  ${k.padEnd(12)} ${formatBytes(bytes).padStart(10)}  ${bar(share)} ${`${(share * 100).toFixed(0)}%`.padStart(4)}  ${(input.phase === 'inference' ? INFERENCE_NOTES : COMPONENT_NOTES)[k]}`)
+    const note = k === 'overhead' && input.overhead ? `calibrated (device profile ${input.overhead.profile})` : (input.phase === 'inference' ? INFERENCE_NOTES : COMPONENT_NOTES)[k]
+    lines.push(`  ${k.padEnd(12)} ${formatBytes(bytes).padStart(10)}  ${bar(Math.max(0, share))} ${`${(share * 100).toFixed(0)}%`.padStart(4)}  ${note}`)
+  }
+  if (input.overhead) {
+    const o = input.overhead
+    lines.push(`  (overhead terms calibrated by device profile ${o.profile}: workspace ${formatBytes(o.workspaceBytes)}, context ${formatBytes(o.contextBytes)}, allocator slack ${(o.slackFraction * 100).toFixed(1)}%)`)
   }
   lines.push(`  ${'-'.repeat(12)} ${'-'.repeat(10)}`)
   lines.push(`  ${'peak'.padEnd(12)} ${formatBytes(plan.peakBytes).padStart(10)}  device view; ${formatBytes(plan.peakAllocatedBytes)} allocated by tensors`)

@@ -9,7 +9,7 @@ import { ExitError } from '../errors.ts'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
-type Flags = { host: string; port: string; db: string; token?: string; runsDir: string; allowPath?: string[] }
+type Flags = { host: string; port: string; db: string; token?: string; runsDir: string; allowPath?: string[]; sweepsDir: string }
 
 export function command(): Command {
   return new Command('server')
@@ -18,6 +18,7 @@ export function command(): Command {
     .option('--db <file>', 'SQLite file of the run store', '.headroom/headroom.db')
     .addOption(new Option('--token <token>', 'bearer token every route but /healthz requires').env('HEADROOM_SERVER_TOKEN'))
     .option('--runs-dir <dir>', 'where runs started from the API write their output', 'runs')
+    .option('--sweeps-dir <dir>', 'where the dashboard lists `headroom sweep` results from (/sweeps)', 'sweeps')
     .option(
       '--allow-path <dir>',
       'a directory whose files API clients may name as model, data or config (repeatable; default: the runs directory and examples/data)',
@@ -49,7 +50,7 @@ export function command(): Command {
       const { startServer } = await import('../server/server.ts')
       let server
       try {
-        server = await startServer({ host: flags.host, port, db: flags.db, token: flags.token, runsDir: flags.runsDir, allowPaths: flags.allowPath })
+        server = await startServer({ host: flags.host, port, db: flags.db, token: flags.token, runsDir: flags.runsDir, allowPaths: flags.allowPath, sweepsDir: flags.sweepsDir })
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code === 'EADDRINUSE') throw new ExitError(`port ${port} on ${flags.host} is in use: pick another --port`, { path: '--port', exitCode: 1 })

@@ -301,6 +301,15 @@ export const PLAN_FIELDS = {
     samples: [true, false],
     form: { label: 'Packing' },
   }),
+  // Written by `headroom sweep --calibrate --profile NAME` under the user's config dir (src/sweep/profiles.ts).
+  deviceProfile: field(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), {
+    flag: '--device-profile',
+    arg: 'name',
+    kind: 'string',
+    help: 'overhead terms fitted by `headroom sweep --calibrate --profile NAME` on this device, instead of the published constants',
+    expect: 'a profile name (letters, digits, dot, dash, underscore), e.g. cpu or A100-80GB',
+    samples: [],
+  }),
 } as const
 
 export type PlanFieldName = keyof typeof PLAN_FIELDS

@@ -212,7 +212,7 @@ export function prepareInference(input: PlanInput): PreparedInference {
       const prefill = prefillActivationBytes(layer, batch, seq)
       const logits = generateLogitsBytes(arch.vocabSize, input.dtype, batch)
       // The prefill's block transients are what the caching allocator churns; the cache grows and stays.
-      const o = overheadTerms(input.device, input.expandableSegments, prefill, true)
+      const o = overheadTerms(input.device, input.expandableSegments, prefill, true, input.overhead)
       const breakdown: Breakdown = {
         weights: Math.round(w.weightBytes),
         adapters: Math.round(adapterBytes),

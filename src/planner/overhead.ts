@@ -19,10 +19,19 @@ export const EXPANDABLE_SLACK_FRACTION = 0.05
 export type OverheadTerms = { contextBytes: number; slackBytes: number; workspaceBytes: number }
 
 /**
+ * A device profile's overhead terms, fitted by `headroom sweep --calibrate` from measured runs
+ * (src/sweep/calibrate.ts): they replace the published constants above on that device.
+ * workspaceBytes is allocated (counted by the allocator, like cuBLAS's workspace); contextBytes
+ * and the slack are not.
+ */
+export type CalibratedOverhead = { profile: string; contextBytes: number; slackFraction: number; workspaceBytes: number }
+
+/**
  * Overhead on one device given the bytes that are allocated and freed every step.
  * @example overheadTerms('cuda', true, 10e9, true) // { contextBytes: 447e6, slackBytes: 500e6, workspaceBytes: 8.5e6 }
  */
-export function overheadTerms(device: Device, expandableSegments: boolean, churnBytes: number, ranKernels: boolean): OverheadTerms {
+export function overheadTerms(device: Device, expandableSegments: boolean, churnBytes: number, ranKernels: boolean, calibrated?: CalibratedOverhead): OverheadTerms {
+  if (calibrated) return { contextBytes: calibrated.contextBytes, slackBytes: calibrated.slackFraction * churnBytes, workspaceBytes: ranKernels ? calibrated.workspaceBytes : 0 }
   if (device === 'cpu') return { contextBytes: 0, slackBytes: 0, workspaceBytes: 0 }
   const fraction = expandableSegments ? EXPANDABLE_SLACK_FRACTION : ALLOCATOR_SLACK_FRACTION
   return {

@@ -93,7 +93,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   if (input.phase === 'load') {
     return {
       at() {
-        const o = overheadTerms(input.device, input.expandableSegments, w.loadTransientBytes, false)
+        const o = overheadTerms(input.device, input.expandableSegments, w.loadTransientBytes, false, input.overhead)
         const breakdown: Breakdown = {
           weights: weightBytes + w.loadTransientBytes,
           adapters: 0,
@@ -135,7 +135,11 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   // to move, and on CPU host memory is the device (plan.ts warns in both cases).
   const offload = input.offloadActivations === true && input.gradientCheckpointing && input.device === 'cuda'
   // Full fine-tuning: the output head's gradient appears first in backward, while activations are still held.
-  const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes
+  // LoRA: backward frees each block's activations as it writes that block's adapter gradients, so while the
+  // activations are held only the top block's gradients exist; all of them exist at optimizer.step(), the
+  // 'step' moment. Measured (headroom sweep examples/sweeps/seed-rank.yaml, tiny Phi-3, rank 1,024): peak
+  // 292.1e6 B = resident + every gradient, not + the 40.9e6 B of activations as well (predicted 333.1e6 B).
+  const headGradBytes = full ? (arch.vocabSize * arch.hiddenSize * paramBytes) / shards : gradientBytes / arch.numLayers
   const resident = weightBytes + adapterBytes + opt.stateBytes + bucketBytes
   const stepAllocated = resident + gradientBytes + opt.stepTransientBytes
   // The stack's on-device quantization of the largest quantized Linear, the whole model otherwise resident.
@@ -152,9 +156,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
       const backwardAllocated = resident + headGradBytes + backwardChurn
       const stepWins = stepAllocated > backwardAllocated
       const churn = stepWins ? opt.stepTransientBytes : backwardChurn
-      const o = overheadTerms(input.device, input.expandableSegments, churn, true)
+      const o = overheadTerms(input.device, input.expandableSegments, churn, true, input.overhead)
       if (quantizeTransientBytes > 0) {
-        const ol = overheadTerms(input.device, input.expandableSegments, quantizeTransientBytes, false)
+        const ol = overheadTerms(input.device, input.expandableSegments, quantizeTransientBytes, false, input.overhead)
         const trainPeak = stepWins ? stepAllocated : backwardAllocated
         if (loadAllocated + ol.slackBytes > trainPeak + o.slackBytes + o.workspaceBytes) {
           const breakdown: Breakdown = {

@@ -40,6 +40,7 @@ export function planMemory(input: PlanInput): MemoryPlan {
     headroomBytes,
     maxSeqLen: gpu ? (input.phase === 'inference' ? inferenceMaxSeqLen(input) : maxSeqLen(input)) : null,
     warnings: warningsFor(input, t, 'fields'),
+    ...(input.overhead ? { calibratedBy: input.overhead.profile } : {}),
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Dtype, Quant } from '../units.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
+import type { CalibratedOverhead } from './overhead.ts'
 import type { ATTENTIONS, DEVICES, LOSSES, METHODS, OPTIMIZERS, PARALLELISMS, PHASES } from './fields.ts'
 
 // The enums come from the plan-field table (fields.ts), the one place their values are listed.
@@ -50,6 +51,8 @@ export type PlanInput = {
   offloadActivations?: boolean
   /** Padding-free packing of examples; changes throughput, not the peak (docs/memory-model.md); default false. */
   packing?: boolean
+  /** A device profile's fitted overhead terms (plan --device-profile); absent: the published constants. */
+  overhead?: CalibratedOverhead
 }
 
 export type Breakdown = {
@@ -84,6 +87,8 @@ export type MemoryPlan = {
   /** Longest sequence that fits on the GPU with everything else fixed. */
   maxSeqLen: number | null
   warnings: PlanWarning[]
+  /** The device profile whose fitted overhead terms this plan used (plan --device-profile). */
+  calibratedBy?: string
 }
 
 /** What `plan --recommend` and `init` optimise for. */

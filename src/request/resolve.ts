@@ -168,6 +168,7 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     loss: req.loss ?? file.loss ?? PLAN_DEFAULTS.loss,
     offloadActivations: req.offloadActivations ?? file.offloadActivations ?? PLAN_DEFAULTS.offloadActivations,
     packing: req.packing ?? file.packing ?? PLAN_DEFAULTS.packing,
+    ...(req.deviceProfile ? { overhead: await profileOverhead(req.deviceProfile, device, n) } : {}),
   }
   if (input.method === 'full' && req.rank !== undefined) {
     throw incompatible(`${n('rank')} sets the LoRA rank and ${n('method')} full trains every weight: drop ${n('rank')} or use ${n('method')} lora`, 'rank')
@@ -179,6 +180,16 @@ export async function resolvePlanInput(request: unknown, opts: ResolveOptions = 
     throw incompatible(`${n('gpus')} ${input.gpus} needs ${n('device')} cuda`, 'gpus')
   }
   return input
+}
+
+/** A device profile's fitted overhead terms (I/O here, so the planner stays pure); it must be this device's. */
+async function profileOverhead(name: string, device: 'cpu' | 'cuda', n: (f: string) => string): Promise<NonNullable<PlanInput['overhead']>> {
+  const { loadProfile } = await import('../sweep/profiles.ts')
+  const profile = loadProfile(name)
+  if (profile.device !== device) {
+    throw incompatible(`${n('deviceProfile')} ${name} was fitted on ${profile.device}${profile.gpu ? ` (${profile.gpu})` : ''}; this plan is for ${device}: add ${n('device')} ${profile.device}, or fit a profile on ${device}`, 'deviceProfile')
+  }
+  return profile.overhead
 }
 
 function targetsOf(flag: string | string[] | undefined, file: PlanInput['targets'] | undefined, model: ModelArch, n: (f: string) => string): PlanInput['targets'] {

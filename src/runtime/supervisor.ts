@@ -72,6 +72,18 @@ function runQuiet(command: string, args: string[], env: NodeJS.ProcessEnv, cwd: 
   })
 }
 
+/**
+ * Runs a Python module of the runtime (e.g. `headroom_runtime.sweep_plots`) to completion with
+ * the project's interpreter and PYTHONPATH, collecting its output: for short helper scripts
+ * (plots), not for trainers.
+ * @example await runPythonModule('headroom_runtime.sweep_plots', ['--dir', 'sweeps/x'])
+ */
+export async function runPythonModule(module: string, args: string[], opts: { paths?: RuntimePaths } = {}): Promise<{ code: number; output: string }> {
+  const paths = opts.paths ?? runtimePaths()
+  const env = { ...process.env, PYTHONPATH: [paths.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(':'), PYTHONUNBUFFERED: '1' }
+  return runQuiet(paths.python, ['-m', module, ...args], env, process.cwd())
+}
+
 /** Steps between run.json rewrites while training; events other than `step` always write. */
 const RECORD_INTERVAL_MS = 1000
 

@@ -17,6 +17,7 @@ import { planRoutes } from './routes/plans.ts'
 import { pathPolicy, type PathPolicy } from './path-policy.ts'
 import { runRoutes } from './routes/runs.ts'
 import { staticRoutes } from './routes/static.ts'
+import { sweepRoutes } from './routes/sweeps.ts'
 import type { Services } from './services.ts'
 
 /** 1 MiB: a tuning config is a few KiB; a batch of 1,000 step events is about 400 KiB. */
@@ -34,6 +35,8 @@ export type AppDeps = {
   runsDir?: string
   /** Which server files clients may name in runs; default none (catalog, hub ids and URLs only). */
   policy?: PathPolicy
+  /** Where `headroom sweep` output directories are listed from (default: sweeps). */
+  sweepsDir?: string
 }
 
 /**
@@ -73,6 +76,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', healthRoutes())
   app.route('/', metricsRoutes(deps.metrics))
   app.route('/', staticRoutes())
+  app.route('/', sweepRoutes(deps.sweepsDir ?? 'sweeps'))
   app.route('/v1', planRoutes(deps.services))
   app.route('/v1', catalogRoutes(deps.services))
   app.route('/v1', runRoutes({ store: deps.store, hub: deps.hub, runsDir: deps.runsDir, policy: deps.policy ?? pathPolicy([]) }))

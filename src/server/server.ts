@@ -31,6 +31,8 @@ export type ServerOptions = {
   db: string
   token?: string
   runsDir?: string
+  /** Where `headroom sweep` output directories are listed from (dashboard /sweeps); default sweeps. */
+  sweepsDir?: string
   bodyLimitBytes?: number
   /**
    * Directories whose files clients may name (models, datasets, configs); default the runs
@@ -70,7 +72,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const policy = pathPolicy(opts.allowPaths ?? defaultAllowedPaths(opts.runsDir))
   const services = opts.services ?? defaultServices({ policy })
   const hub = new RunHub(store, metrics, () => services.startRun())
-  const app = createApp({ store, metrics, hub, services, token: opts.token, bodyLimitBytes: opts.bodyLimitBytes, runsDir: opts.runsDir, policy })
+  const app = createApp({ store, metrics, hub, services, token: opts.token, bodyLimitBytes: opts.bodyLimitBytes, runsDir: opts.runsDir, policy, sweepsDir: opts.sweepsDir })
 
   const host = opts.host ?? '127.0.0.1'
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host }) as Server
