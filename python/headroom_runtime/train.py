@@ -10,6 +10,7 @@ output_dir, plus run.json. Events go to stdout as JSON lines (events.py); logs t
         [--data PATH|URL] [--output DIR] [--max-steps N] [--device auto|cpu|cuda]
         [--method auto|lora|qlora|full] [--resume-from CHECKPOINT_OR_OUTPUT_DIR]
         [--predicted-peak-bytes N] [--skip-bad-rows] [--memory-every N]
+        [--loss full|chunked] [--packing] [--offload-activations]
 
 Exit codes: 0 succeeded; 1 bad input (an `error` event names the key or file:line first);
 2 internal error; 3 out of memory (an `oom` event first); 4 preempted by SIGTERM (after a
@@ -52,6 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-bad-rows", action="store_true", help="skip malformed dataset rows instead of refusing")
     p.add_argument("--memory-every", type=int, default=int(os.environ.get("HEADROOM_MEMORY_EVERY", "100")),
                    help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
+    p.add_argument("--loss", choices=("full", "chunked"),
+                   help="cross-entropy over the vocabulary whole or in chunks of tokens (_loss.py); overrides TrainingArguments.loss_implementation")
+    p.add_argument("--packing", action="store_true", default=None,
+                   help="padding-free packing of each batch's examples into one row; overrides TrainingArguments.packing")
+    p.add_argument("--offload-activations", action="store_true", default=None,
+                   help="CUDA: checkpointed block inputs in pinned CPU memory; overrides TrainingArguments.activation_offloading")
     return p.parse_args(argv)
 
 
@@ -108,7 +115,7 @@ def main(argv=None) -> int:
 def recipe(args, stop: StopRequest, run: "Run") -> int:
     import torch
 
-    from . import _checkpoint, _data, _model
+    from . import _checkpoint, _data, _loss, _model, _offload
     from ._memory import MemoryMeter, quantization_state_tensors
     from .config import load_config
 
@@ -119,6 +126,13 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     train = cfg.train
     if args.max_steps is not None:
         train["max_steps"] = args.max_steps
+    for flag, key in (("loss", "loss_implementation"), ("packing", "packing"), ("offload_activations", "activation_offloading")):
+        if getattr(args, flag) is not None:
+            train[key] = getattr(args, flag)
+    loss_impl = str(train.get("loss_implementation") or "full")
+    if loss_impl not in _loss_implementations():
+        raise InputError("config", f"TrainingArguments.loss_implementation={loss_impl!r} is not known; use full or chunked (or --loss)", "TrainingArguments.loss_implementation")
+    packing = bool(train.get("packing"))
     if cfg.ignored_training_keys():
         log(f"TrainingArguments keys with no effect in this runtime: {', '.join(cfg.ignored_training_keys())}")
     output_dir = Path(args.output or train["output_dir"] or "runs/tune").resolve()
@@ -179,10 +193,15 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     # What the matmuls run in, decided by the device's capability (_device.py): 4-bit layers
     # dequantize to bnb_4bit_compute_dtype; everything else computes in the loaded dtype.
     compute_dtype = quantization.bnb_4bit_compute_dtype if bits == 4 else model.dtype
+    offload = _offload.decide(bool(train.get("activation_offloading")), device, bool(train.get("gradient_checkpointing")))
+    if offload.note:
+        log(offload.note)
     if method == "qlora":
         model = _model.prepare_for_kbit(model, train)
     elif train.get("gradient_checkpointing"):
         _model.enable_gradient_checkpointing(model, train)
+    if offload.active:  # after peft's k-bit preparation, which enables plain checkpointing
+        _offload.enable(model, train.get("gradient_checkpointing_kwargs"))
     if method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -217,7 +236,9 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     emit("start", device=device, deviceName=_device_name(device), model={"name": model_ref, "params": total_params},
          method=method, computeDtype=str(compute_dtype).removeprefix("torch."), totalSteps=total_steps, examples=len(train_examples), trainableParams=trainable_params,
          config=cfg.summary(), resumedFromStep=step if args.resume_from else None,
-         predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None)
+         predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None,
+         levers={"loss": loss_impl, "packing": packing,
+                 "activationOffloading": {"requested": offload.requested, "active": offload.active, "note": offload.note}})
 
     # 7. The training loop: one `step` event per optimizer step.
     model.train()
@@ -227,8 +248,10 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     eval_steps = int(train.get("eval_steps") or train.get("logging_steps") or 500)
     while step < total_steps and stop.keep_going():
         began = time.perf_counter()
-        batches = [_data.collate(order.batch(micro_batches_done + i), tokenizer.pad_token_id, train.get("pad_to_multiple_of")) for i in range(accumulation)]
-        tokens = int(sum(b["attention_mask"].sum() for b in batches))
+        batches = [_data.collate_packed(order.batch(micro_batches_done + i)) if packing else
+                   _data.collate(order.batch(micro_batches_done + i), tokenizer.pad_token_id, train.get("pad_to_multiple_of"))
+                   for i in range(accumulation)]
+        tokens = sum(_data.real_tokens(b) for b in batches)  # not padding: tokensPerSecond counts these
         seq_len = max(b["input_ids"].shape[1] for b in batches)
         measuring = memory.should_measure(step + 1, first_step)
         tried: list[str] = []
@@ -243,7 +266,7 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
                         with autocast:
                             # Keep only the loss: holding the output would keep the logits
                             # (batch x seq x vocab) alive through backward.
-                            micro_loss = model(**batch).loss
+                            micro_loss = _loss.loss(model, batch, loss_impl)
                         (micro_loss / accumulation).backward()
                         loss += micro_loss.item() / accumulation
                         del micro_loss
@@ -282,7 +305,7 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
         state = {"micro_batches": micro_batches_done, "first_loss": first_loss, "last_loss": last_loss, "total_steps": total_steps}
         epoch_ended = micro_batches_done // order.per_epoch > (micro_batches_done - accumulation) // order.per_epoch
         if eval_strategy == "steps" and step % eval_steps == 0 or eval_strategy == "epoch" and epoch_ended:
-            emit("eval", step=step, loss=_evaluate(model, eval_examples, tokenizer, train, device, autocast))
+            emit("eval", step=step, loss=_evaluate(model, eval_examples, tokenizer, train, device, autocast, loss_impl))
         if step < total_steps and (save_strategy == "steps" and step % save_steps == 0 or save_strategy == "epoch" and epoch_ended):
             path = _checkpoint.save(output_dir, step, model, optimizer, scheduler, state, method, train.get("save_total_limit"))
             emit("checkpoint", step=step, path=str(path), reason="save_strategy")
@@ -361,6 +384,12 @@ class Run:
                 os.replace(tmp, path)
         finally:
             emit("done", summary={**summary, **({"seconds": round(seconds, 3)} if seconds is not None else {})})
+
+
+def _loss_implementations() -> tuple[str, ...]:
+    from ._loss import IMPLEMENTATIONS
+
+    return IMPLEMENTATIONS
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -458,8 +487,8 @@ def _make_scheduler(train: dict, optimizer, total_steps: int):
         raise InputError("config", f"TrainingArguments.lr_scheduler_type={name!r}: {exc}", "TrainingArguments.lr_scheduler_type") from None
 
 
-def _evaluate(model, examples, tokenizer, train, device, autocast) -> float:
-    from . import _data
+def _evaluate(model, examples, tokenizer, train, device, autocast, loss_impl: str = "full") -> float:
+    from . import _data, _loss
     import torch
 
     size = int(train.get("per_device_eval_batch_size") or 8)
@@ -469,7 +498,7 @@ def _evaluate(model, examples, tokenizer, train, device, autocast) -> float:
         for i in range(0, len(examples), size):
             batch = {k: v.to(device) for k, v in _data.collate(examples[i:i + size], tokenizer.pad_token_id).items()}
             with autocast:
-                total += model(**batch).loss.item()
+                total += _loss.loss(model, batch, loss_impl).item()
             count += 1
     model.train()
     return total / max(count, 1)
