@@ -118,7 +118,9 @@ def loss(model, batch: dict, implementation: str = "full", chunk_tokens: int = C
         raise ValueError(f"loss implementation {implementation!r}: use one of {', '.join(IMPLEMENTATIONS)}")
     if implementation == "full":
         # Keep only the loss: holding the output would keep the logits alive through backward.
-        return model(**batch).loss
+        # use_cache=False: with a KV cache transformers does not read packed position_ids as
+        # example boundaries (masking_utils._preprocess_mask_arguments), and training needs none.
+        return model(**batch, use_cache=False).loss
     lm = causal_lm(model)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     decoder = getattr(lm, lm.base_model_prefix)
