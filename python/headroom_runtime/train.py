@@ -115,7 +115,7 @@ def main(argv=None) -> int:
 def recipe(args, stop: StopRequest, run: "Run") -> int:
     import torch
 
-    from . import _checkpoint, _data, _loss, _model, _offload
+    from . import _checkpoint, _data, _loss, _model, _offload, _packed_attention
     from ._memory import MemoryMeter, quantization_state_tensors
     from .config import load_config
 
@@ -190,6 +190,14 @@ def recipe(args, stop: StopRequest, run: "Run") -> int:
     # 4. Model: dtype, optional 4/8-bit quantization, k-bit preparation, LoRA or full.
     quantization = _model.bnb_config(cfg.quant, bits, device) if bits else None
     model = _model.load_model(model_ref, model_key, cfg.model, device, quantization)
+    if packing:
+        # Per-example sdpa instead of a row-sized block-diagonal mask (_packed_attention.py).
+        why_not = _packed_attention.eligible(model.config, max_length)
+        if why_not is None:
+            _packed_attention.enable(model)
+            log("packing: attention runs per example within each packed row (sdpa, no row-sized mask)")
+        else:
+            log(f"packing: attention uses transformers' block-diagonal mask over the packed row ({why_not})")
     # What the matmuls run in, decided by the device's capability (_device.py): 4-bit layers
     # dequantize to bnb_4bit_compute_dtype; everything else computes in the loaded dtype.
     compute_dtype = quantization.bnb_4bit_compute_dtype if bits == 4 else model.dtype

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headroom_runtime import _data, _loss
+from headroom_runtime import _data, _loss, _packed_attention
 
 EXAMPLES = [
     _data.Example(list(range(5, 5 + 23)), [-100] * 6 + list(range(11, 5 + 23))),  # completion-only: prompt masked
@@ -17,9 +17,16 @@ EXAMPLES = [
 def _model(name, models, attention):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(models[name], dtype=torch.float32, attn_implementation=attention).eval()
+    per_example = attention == _packed_attention.NAME
+    model = AutoModelForCausalLM.from_pretrained(models[name], dtype=torch.float32, attn_implementation="sdpa" if per_example else attention).eval()
     model.config.use_cache = False  # as the trainer loads it; with a cache transformers ignores packed position_ids
+    if per_example:
+        assert _packed_attention.eligible(model.config, 1024) is None
+        _packed_attention.enable(model)
     return model
+
+
+ATTENTIONS = ["sdpa", "eager", _packed_attention.NAME]
 
 
 def test_collate_packed_layout():
@@ -39,7 +46,7 @@ def test_collate_packed_layout():
 
 
 @pytest.mark.parametrize("name", ["tiny-phi3", "tiny-llama"])
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("implementation", ["full", "chunked"])
 def test_packed_loss_equals_padded_and_per_example(name, attention, implementation, models):
     model = _model(name, models, attention)
@@ -57,7 +64,7 @@ def test_packed_loss_equals_padded_and_per_example(name, attention, implementati
     assert float(packed) == pytest.approx(sums / count, rel=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("attention", ATTENTIONS)
 def test_no_attention_across_a_boundary(attention, models):
     """Changing example 1's tokens changes nothing in examples 2 and 3's logits; a row that is
     merely concatenated (one sequence of positions) would see them."""
@@ -76,9 +83,10 @@ def test_no_attention_across_a_boundary(attention, models):
     assert not torch.allclose(concatenated[0, 23:32], alone[0], atol=1e-3)
 
 
-def test_packed_gradients_equal_padded(models):
+@pytest.mark.parametrize("attention", ["sdpa", _packed_attention.NAME])
+def test_packed_gradients_equal_padded(attention, models):
     """Training on the packed row moves the weights as the padded batch does."""
-    model = _model("tiny-llama", models, "sdpa").train()
+    model = _model("tiny-llama", models, attention).train()
     grads = {}
     for kind, batch in (("packed", _data.collate_packed(EXAMPLES)), ("padded", _data.collate(EXAMPLES, pad_id=0))):
         model.zero_grad(set_to_none=True)
@@ -86,3 +94,20 @@ def test_packed_gradients_equal_padded(models):
         grads[kind] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     for key, grad in grads["padded"].items():
         torch.testing.assert_close(grads["packed"][key], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_per_example_attention_finds_the_examples():
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]])
+    assert _packed_attention._segments(positions) == [(0, 3), (3, 5), (5, 9)]
+    assert _packed_attention._segments(torch.arange(6)[None]) == [(0, 6)]
+
+
+def test_per_example_attention_is_used_only_where_exact():
+    from types import SimpleNamespace as C
+
+    assert _packed_attention.eligible(C(_attn_implementation="sdpa", sliding_window=None), 1024) is None
+    assert _packed_attention.eligible(C(_attn_implementation="sdpa", sliding_window=262144), 1024) is None
+    assert "sliding_window=4096" in _packed_attention.eligible(C(_attn_implementation="sdpa", sliding_window=4096), 8192)
+    assert _packed_attention.eligible(C(_attn_implementation="sdpa", sliding_window=4096, use_sliding_window=False), 8192) is None
+    assert "eager" in _packed_attention.eligible(C(_attn_implementation="eager"), 1024)
+    assert "soft-capped" in _packed_attention.eligible(C(_attn_implementation="sdpa", attn_logit_softcapping=50.0), 1024)
