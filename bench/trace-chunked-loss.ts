@@ -13,7 +13,7 @@
  *
  *   nice -n 10 node --import tsx bench/trace-chunked-loss.ts [--seq 8192,16384,32768]
  */
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -47,16 +47,25 @@ const dir = mkdtempSync(join(tmpdir(), 'headroom-trace-loss-'))
 writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfig(arch)))
 
 type Traced = { peakAllocatedBytes: number; breakdown: Record<string, number>; seconds: number; chunkTokens: number | null; params: number }
-function trace(seq: number, loss: 'full' | 'chunked'): Traced | null {
+/** One trace.py run; the two losses of a length run side by side (each is one thread for minutes). */
+function trace(seq: number, loss: 'full' | 'chunked'): Promise<Traced | null> {
   const args = ['-m', 'headroom_runtime.trace', '--model', join(dir, 'config.json'), '--method', 'lora', '--dtype', 'bfloat16',
     '--attention', 'sdpa', '--seq', String(seq), '--batch', '1', '--targets', 'all-linear', '--rank', '8', '--grad-checkpointing', '--loss', loss]
-  const r = spawnSync(python, args, { cwd: join(root, 'python'), encoding: 'utf8', timeout: 1_200_000, env: { ...process.env, OMP_NUM_THREADS: '1' } })
-  const line = r.stdout.trim().split('\n').pop() ?? ''
-  if (r.status !== 0 || !line.startsWith('{')) {
-    console.log(`seq ${seq} ${loss}: trace failed (${r.status}): ${r.stderr.trim().split('\n').pop()}`)
-    return null
-  }
-  return JSON.parse(line) as Traced
+  return new Promise((resolve) => {
+    const child = spawn(python, args, { cwd: join(root, 'python'), env: { ...process.env, OMP_NUM_THREADS: '1' } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? ''
+      if (code !== 0 || !line.startsWith('{')) {
+        console.log(`seq ${seq} ${loss}: trace failed (${code}): ${err.trim().split('\n').pop()}`)
+        return resolve(null)
+      }
+      resolve(JSON.parse(line) as Traced)
+    })
+  })
 }
 
 function planned(seq: number, loss: 'full' | 'chunked') {
@@ -76,8 +85,9 @@ const previous: Row[] = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 
 for (const seq of seqs) {
   const row: Record<string, unknown> = { model: MODEL, method: 'lora', targets: 'all-linear', rank: 8, dtype: 'bf16', attention: 'sdpa', gradientCheckpointing: true, batch: 1, seq }
   const logitsFp32 = seq * arch.vocabSize * 4 // bytes: one fp32 logits tensor
+  const traces = { full: trace(seq, 'full'), chunked: trace(seq, 'chunked') }
   for (const loss of ['full', 'chunked'] as const) {
-    const t = trace(seq, loss)
+    const t = await traces[loss]
     const p = planned(seq, loss)
     row[loss] = t && {
       tracedBytes: t.peakAllocatedBytes, traced: t.breakdown, chunkTokens: t.chunkTokens, traceSeconds: t.seconds,
