@@ -6,7 +6,8 @@ and no checkpoints. Prints one JSON line: {"tokensPerSecond", "steps", "tokens",
         --data examples/data/stdlib-docs.jsonl --method qlora --steps 40 --batch 8 --max-length 1024 --dtype bfloat16
 
 --dtype is the compute dtype (the loaded weights and bnb_4bit_compute_dtype), which the caller
-sets to what headroom's trainer computes in, so both sides do the same arithmetic.
+sets to what headroom's trainer computes in, so both sides do the same arithmetic. --packing
+packs each batch into one row (position_ids per example, no padding), as `headroom tune --packing`.
 
 Throughput counts the non-padding tokens of steps 2..N over the wall-clock time from the end
 of step 1 to the end of step N (step 1 warms up the allocator and kernels), batch building
@@ -40,6 +41,9 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     # headroom's built-in default: every linear layer but lm_head.
     ap.add_argument("--targets", default="all-linear")
+    # Padding-free packing as a user would write it with transformers' packed-sequence path: the
+    # batch's examples in one row, position_ids restarting per example, no attention_mask.
+    ap.add_argument("--packing", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
 
@@ -80,14 +84,21 @@ def main() -> None:
             cursor = 0
         batch = examples[cursor : cursor + args.batch]
         cursor += args.batch
-        width = max(len(e) for e in batch)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, e in enumerate(batch):
-            ids[i, : len(e)] = torch.tensor(e)
-            mask[i, : len(e)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if args.packing:
+            ids = torch.tensor([[t for e in batch for t in e]])
+            positions = torch.tensor([[i for e in batch for i in range(len(e))]])
+            labels = ids.masked_fill(positions == 0, -100)  # no target across an example boundary
+            mask = torch.ones_like(ids)
+            loss = model(input_ids=ids, position_ids=positions, labels=labels).loss
+        else:
+            width = max(len(e) for e in batch)
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, e in enumerate(batch):
+                ids[i, : len(e)] = torch.tensor(e)
+                mask[i, : len(e)] = 1
+            labels = ids.masked_fill(mask == 0, -100)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -278,5 +278,39 @@ def collate(batch: list[Example], pad_id: int, pad_to_multiple_of: int | None = 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def collate_packed(batch: list[Example]) -> dict:
+    """Padding-free packing (TRL's padding_free): the batch's examples end to end in one row.
+
+    position_ids restart at 0 for every example and there is no attention_mask: transformers
+    (masking_utils.find_packed_sequence_indices; flash attention's _is_packed_sequence) reads the
+    restarts as example boundaries and builds attention that never crosses them (a
+    block-diagonal causal mask for sdpa/eager, cu_seq_lens for flash_attention_2). Each
+    example's first label becomes -100: after the shift it would be the target of the previous
+    example's last token, a prediction across the boundary. An example's first label is never a
+    target in a padded batch either, so the labelled tokens, and the mean loss over them, are the
+    padded batch's.
+    """
+    import torch
+
+    input_ids, labels, positions = [], [], []
+    for example in batch:
+        n = len(example.input_ids)
+        input_ids += example.input_ids
+        labels += [-100] + list(example.labels[1:])
+        positions += range(n)
+    return {
+        "input_ids": torch.tensor([input_ids], dtype=torch.long),
+        "position_ids": torch.tensor([positions], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+    }
+
+
+def real_tokens(batch: dict) -> int:
+    """Tokens that are not padding: the attention mask's ones, or every token of a packed row."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int(batch["input_ids"].numel())
+
+
 def download_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="headroom-data-"))

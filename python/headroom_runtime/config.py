@@ -49,6 +49,9 @@ SFT_FIELDS = {
     "pad_to_multiple_of": None, "eval_packing": None, "completion_only_loss": None, "assistant_only_loss": False,
     "loss_type": "nll", "activation_offloading": False, "shuffle_dataset": False,
     "warmup_ratio": None,  # removed from TrainingArguments in transformers 5; accepted as warmup_steps < 1
+    # A Headroom extension (like ModelConfig.attn_implementation): full | chunked cross-entropy
+    # (python/headroom_runtime/_loss.py). KAITO's own runtime does not know it.
+    "loss_implementation": "full",
 }
 # SFTConfig changes these TrainingArguments defaults (trl/trainer/sft_config.py).
 SFT_OVERRIDES = {"learning_rate": 2e-5, "logging_steps": 10, "gradient_checkpointing": True, "bf16": None}
@@ -86,6 +89,7 @@ HONOURED_TRAINING_KEYS = (
     "save_strategy", "save_steps", "save_total_limit", "eval_strategy", "eval_steps", "gradient_checkpointing",
     "gradient_checkpointing_kwargs", "bf16", "fp16", "max_length", "truncation_mode", "pad_to_multiple_of",
     "completion_only_loss", "assistant_only_loss", "logging_steps", "ddp_find_unused_parameters",
+    "packing", "activation_offloading", "loss_implementation",
 )
 
 

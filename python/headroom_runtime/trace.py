@@ -11,6 +11,10 @@ the planner adds (research/ecosystem.md §4).
     python -m headroom_runtime.trace --model default|DIR|config.json --method lora|full
         [--batch 1] [--seq 256] [--rank 8] [--alpha 8] [--targets all-linear|q_proj,v_proj]
         [--dtype float32|bfloat16|float16] [--grad-checkpointing] [--attention sdpa|eager]
+        [--loss full|chunked] [--chunk-tokens 1024]
+
+--loss chunked computes the loss as the trainer's `--loss chunked` does (_loss.py): from the
+final hidden states, CHUNK_TOKENS tokens of logits at a time, recomputed in backward.
 
 QLoRA is not traced: bitsandbytes quantizes weights while loading real tensors, which fake
 tensors do not have; the planner's analytic 4-bit weight term covers it.
@@ -36,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
+    p.add_argument("--loss", choices=("full", "chunked"), default="full")
+    p.add_argument("--chunk-tokens", type=int, default=None, help="tokens per chunk for --loss chunked (default: the trainer's)")
     return p.parse_args(argv)
 
 
@@ -50,7 +56,7 @@ def trace(args) -> dict:
     from torch.distributed._tools.mem_tracker import MemTracker
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from . import assets
+    from . import _loss, assets
 
     ref = str(assets.ensure("tiny-phi3" if args.model == "default" else args.model)) if args.model in ("default", "tiny-phi3", "tiny-llama") else args.model
     source = Path(ref)
@@ -69,6 +75,7 @@ def trace(args) -> dict:
 
             targets = args.targets if args.targets == "all-linear" else args.targets.split(",")
             model = peft.get_peft_model(model, peft.LoraConfig(r=args.rank, lora_alpha=args.alpha, target_modules=targets))
+    chunk_tokens = args.chunk_tokens or _loss.CHUNK_TOKENS
     began = time.perf_counter()
     with FakeTensorMode(allow_non_fake_inputs=True):
         model = model.to_empty(device="cpu")
@@ -79,7 +86,8 @@ def trace(args) -> dict:
         ids = torch.randint(0, config.vocab_size, (args.batch, args.seq))
 
         def step():
-            model(input_ids=ids, labels=ids).loss.backward()
+            # The trainer's own loss call (train.py), so the trace measures what a run allocates.
+            _loss.loss(model, {"input_ids": ids, "labels": ids}, args.loss, chunk_tokens).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -97,6 +105,7 @@ def trace(args) -> dict:
     return {
         "model": ref, "method": args.method, "batch": args.batch, "seq": args.seq, "dtype": args.dtype,
         "gradientCheckpointing": args.grad_checkpointing, "attention": args.attention,
+        "loss": args.loss, "chunkTokens": chunk_tokens if args.loss == "chunked" else None,
         "params": sum(p.numel() for p in model.parameters()), "trainableParams": sum(p.numel() for p in trainable),
         "peakAllocatedBytes": int(peak.get("Total", 0)),
         "breakdown": {str(getattr(k, "value", k)): int(v) for k, v in peak.items() if str(getattr(k, "value", k)) != "Total"},

@@ -10,6 +10,7 @@ output_dir, plus run.json. Events go to stdout as JSON lines (events.py); logs t
         [--data PATH|URL] [--output DIR] [--max-steps N] [--device auto|cpu|cuda]
         [--method auto|lora|qlora|full] [--resume-from CHECKPOINT_OR_OUTPUT_DIR]
         [--predicted-peak-bytes N] [--skip-bad-rows] [--memory-every N] [--parallelism ddp|fsdp]
+        [--loss full|chunked] [--packing] [--offload-activations]
 
 Under torchrun (python -m torch.distributed.run --nproc-per-node N -m headroom_runtime.train ...)
 each rank trains its slice of every batch (_distributed.py); rank 0 alone writes the adapter,
@@ -58,6 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="CPU: count live tensor bytes on the first two steps and every N steps (default 100; 0 = never)")
     p.add_argument("--parallelism", choices=("ddp", "fsdp"),
                    help="under torchrun: ddp (a replica per rank, default) or fsdp (FSDP2 fully_shard: parameters, gradients and optimizer state sharded)")
+    p.add_argument("--loss", choices=("full", "chunked"),
+                   help="cross-entropy over the vocabulary whole or in chunks of tokens (_loss.py); overrides TrainingArguments.loss_implementation")
+    p.add_argument("--packing", action="store_true", default=None,
+                   help="padding-free packing of each batch's examples into one row; overrides TrainingArguments.packing")
+    p.add_argument("--offload-activations", action="store_true", default=None,
+                   help="CUDA: checkpointed block inputs in pinned CPU memory; overrides TrainingArguments.activation_offloading")
     return p.parse_args(argv)
 
 
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
 def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     import torch
 
-    from . import _checkpoint, _data, _model
+    from . import _checkpoint, _data, _loss, _model, _offload, _packed_attention
     from ._memory import MemoryMeter, quantization_state_tensors
     from .config import load_config
 
@@ -133,6 +140,18 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     train = cfg.train
     if args.max_steps is not None:
         train["max_steps"] = args.max_steps
+    for flag, key in (("loss", "loss_implementation"), ("packing", "packing"), ("offload_activations", "activation_offloading")):
+        if getattr(args, flag) is not None:
+            train[key] = getattr(args, flag)
+    loss_impl = str(train.get("loss_implementation") or "full")
+    if loss_impl not in _loss_implementations():
+        raise InputError("config", f"TrainingArguments.loss_implementation={loss_impl!r} is not known; use full or chunked (or --loss)", "TrainingArguments.loss_implementation")
+    if loss_impl == "chunked" and world.enabled:
+        # _loss.loss calls the decoder and the lm_head directly, around the DDP/FSDP wrapper whose
+        # forward sets up gradient synchronisation (DDP) and unshards the root's parameters (FSDP2).
+        raise InputError("config", "the chunked loss does not run under torchrun (--nproc > 1) yet: drop --loss chunked "
+                         "(TrainingArguments.loss_implementation) or train in one process", "TrainingArguments.loss_implementation")
+    packing = bool(train.get("packing"))
     if cfg.ignored_training_keys():
         log(f"TrainingArguments keys with no effect in this runtime: {', '.join(cfg.ignored_training_keys())}")
     output_dir = Path(args.output or train["output_dir"] or "runs/tune").resolve()
@@ -194,13 +213,26 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     # 4. Model: dtype, optional 4/8-bit quantization, k-bit preparation, LoRA or full.
     quantization = _model.bnb_config(cfg.quant, bits, device) if bits else None
     model = _model.load_model(model_ref, model_key, cfg.model, device, quantization)
+    if packing:
+        # Per-example sdpa instead of a row-sized block-diagonal mask (_packed_attention.py).
+        why_not = _packed_attention.eligible(model.config, max_length)
+        if why_not is None:
+            _packed_attention.enable(model)
+            log("packing: attention runs per example within each packed row (sdpa, no row-sized mask)")
+        else:
+            log(f"packing: attention uses transformers' block-diagonal mask over the packed row ({why_not})")
     # What the matmuls run in, decided by the device's capability (_device.py): 4-bit layers
     # dequantize to bnb_4bit_compute_dtype; everything else computes in the loaded dtype.
     compute_dtype = quantization.bnb_4bit_compute_dtype if bits == 4 else model.dtype
+    offload = _offload.decide(bool(train.get("activation_offloading")), device, bool(train.get("gradient_checkpointing")))
+    if offload.note:
+        log(offload.note)
     if method == "qlora":
         model = _model.prepare_for_kbit(model, train)
     elif train.get("gradient_checkpointing"):
         _model.enable_gradient_checkpointing(model, train)
+    if offload.active:  # after peft's k-bit preparation, which enables plain checkpointing
+        _offload.enable(model, train.get("gradient_checkpointing_kwargs"))
     if method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -255,7 +287,9 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
              config=cfg.summary(), resumedFromStep=step if args.resume_from else None,
              predicted={"peakAllocatedBytes": args.predicted_peak_bytes} if args.predicted_peak_bytes is not None else None,
              ranks=world.world_size if world.enabled else None, parallelism=world.parallelism if world.enabled else None,
-             perDeviceBatch=batch_size, gradientAccumulation=accumulation, effectiveBatch=batch_size * world.world_size * accumulation)
+             perDeviceBatch=batch_size, gradientAccumulation=accumulation, effectiveBatch=batch_size * world.world_size * accumulation,
+             levers={"loss": loss_impl, "packing": packing,
+                     "activationOffloading": {"requested": offload.requested, "active": offload.active, "note": offload.note}})
 
     # 7. The training loop: one `step` event per optimizer step.
     model.train()
@@ -274,8 +308,10 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
 
     while step < total_steps and keep_going():
         began = time.perf_counter()
-        batches = [_data.collate(world.shard(order.batch(micro_batches_done + i)), tokenizer.pad_token_id, train.get("pad_to_multiple_of")) for i in range(accumulation)]
-        tokens = int(sum(b["attention_mask"].sum() for b in batches))
+        batches = [_data.collate_packed(world.shard(order.batch(micro_batches_done + i))) if packing else
+                   _data.collate(world.shard(order.batch(micro_batches_done + i)), tokenizer.pad_token_id, train.get("pad_to_multiple_of"))
+                   for i in range(accumulation)]
+        tokens = sum(_data.real_tokens(b) for b in batches)  # not padding: tokensPerSecond counts these
         seq_len = max(b["input_ids"].shape[1] for b in batches)
         measuring = memory.should_measure(step + 1, first_step)
         tried: list[str] = []
@@ -290,7 +326,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
                         with autocast:
                             # Keep only the loss: holding the output would keep the logits
                             # (batch x seq x vocab) alive through backward.
-                            micro_loss = model(**batch).loss
+                            micro_loss = _loss.loss(model, batch, loss_impl)
                         (micro_loss / accumulation).backward()
                         loss += micro_loss.item() / accumulation
                         del micro_loss
@@ -333,7 +369,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
         state = {"micro_batches": micro_batches_done, "first_loss": first_loss, "last_loss": last_loss, "total_steps": total_steps}
         epoch_ended = micro_batches_done // order.per_epoch > (micro_batches_done - accumulation) // order.per_epoch
         if eval_strategy == "steps" and step % eval_steps == 0 or eval_strategy == "epoch" and epoch_ended:
-            eval_loss = _evaluate(model, eval_examples, tokenizer, train, device, autocast)
+            eval_loss = _evaluate(model, eval_examples, tokenizer, train, device, autocast, loss_impl)
             if world.is_main:
                 emit("eval", step=step, loss=eval_loss)
         if step < total_steps and (save_strategy == "steps" and step % save_steps == 0 or save_strategy == "epoch" and epoch_ended):
@@ -449,6 +485,12 @@ class Run:
             emit("done", summary={**summary, **({"seconds": round(seconds, 3)} if seconds is not None else {})})
 
 
+def _loss_implementations() -> tuple[str, ...]:
+    from ._loss import IMPLEMENTATIONS
+
+    return IMPLEMENTATIONS
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     # CUDA raises torch.OutOfMemoryError; the CPU allocator raises a plain RuntimeError.
     import torch
@@ -544,8 +586,8 @@ def _make_scheduler(train: dict, optimizer, total_steps: int):
         raise InputError("config", f"TrainingArguments.lr_scheduler_type={name!r}: {exc}", "TrainingArguments.lr_scheduler_type") from None
 
 
-def _evaluate(model, examples, tokenizer, train, device, autocast) -> float:
-    from . import _data
+def _evaluate(model, examples, tokenizer, train, device, autocast, loss_impl: str = "full") -> float:
+    from . import _data, _loss
     import torch
 
     size = int(train.get("per_device_eval_batch_size") or 8)
@@ -555,7 +597,7 @@ def _evaluate(model, examples, tokenizer, train, device, autocast) -> float:
         for i in range(0, len(examples), size):
             batch = {k: v.to(device) for k, v in _data.collate(examples[i:i + size], tokenizer.pad_token_id).items()}
             with autocast:
-                total += model(**batch).loss.item()
+                total += _loss.loss(model, batch, loss_impl).item()
             count += 1
     model.train()
     return total / max(count, 1)
