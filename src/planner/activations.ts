@@ -252,7 +252,7 @@ export function activationTerms(
     // gradient is allocated after the MLP's saved tensors and gradient buffers were freed. Its first norm keeps the
     // checkpointed input itself when the stream is fp32 (already in heldBytes). Measured with live tensor bytes,
     // tiny Phi-3 QLoRA eager, seq 512: MLP phase 25.68 MB, attention phase 22.05 MB (docs/accuracy.md,
-    // "Checkpointed block backward"). The dequantized weight is alive in either phase, one Linear at a time.
+    // "Checkpointed block backward"; bench/block_phases.py). The dequantized weight is alive in either phase, one Linear at a time.
     const block = oneLayer - tokens * layer.checkpointSharedBytesPerToken
     const phase = Math.max(mlpGrads, softmaxGrad - tokens * layer.mlpSavedBytesPerToken)
     return { heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: block + phase + layer.dequantBytes }
