@@ -75,6 +75,16 @@ export type LayerActivations = {
   /** Bytes per (token x sequence length) of the same: eager attention's probability gradients. */
   backwardBytesPerTokenSeq: number
   /**
+   * Bytes per token of the gated MLP's own saved tensors (gate, up, act(gate)): autograd frees them when the MLP's
+   * backward has run, before attention's backward allocates the softmax gradient.
+   */
+  mlpSavedBytesPerToken: number
+  /**
+   * Bytes per token of a recomputed block that are its checkpointed input itself, not a new tensor: the first
+   * RMSNorm's hidden_states.to(torch.float32) returns its input unchanged when the stream is already fp32.
+   */
+  checkpointSharedBytesPerToken: number
+  /**
    * Bytes per token the first block keeps less when nothing before it needs a gradient (no checkpointing, so no
    * enable_input_require_grads): its first adapted input does not require grad, so its dropouts keep no mask.
    */
@@ -184,8 +194,8 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
   // Gated MLP: act(gate) keeps gate, the product keeps up and act(gate) — 3 x intermediate either fused or not.
   perToken += 3 * arch.intermediateSize * S
 
-  // One block's backward: the gated MLP's gradient buffers, plus eager's fp32 softmax gradient (a*s^2, the size of
-  // the saved probabilities).
+  // One block's backward: the gated MLP's gradient buffers, and eager's fp32 softmax gradient (a*s^2, the size of
+  // the saved probabilities); activationTerms says when they are alive together.
   return {
     bytesPerToken: perToken,
     bytesPerTokenSeq: perTokenSeq,
@@ -194,6 +204,8 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     dequantBytes: quantized ? shape.largestLinearParams * C : 0,
     backwardBytesPerToken: BACKWARD_MLP_GRADS * arch.intermediateSize * S,
     backwardBytesPerTokenSeq: o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0,
+    mlpSavedBytesPerToken: 3 * arch.intermediateSize * S,
+    checkpointSharedBytesPerToken: S === NORM_INTERNAL_BYTES ? h * S : 0,
     firstBlockNoMaskBytesPerToken: firstBlockNoMask,
   }
 }
@@ -231,10 +243,20 @@ export function activationTerms(
   const tokens = batch * seq
   const oneLayer = tokens * layer.bytesPerToken + tokens * seq * layer.bytesPerTokenSeq
   const mask = tokens * seq * layer.maskBytesPerTokenSeq
-  const workspace = tokens * layer.backwardBytesPerToken + tokens * seq * layer.backwardBytesPerTokenSeq + layer.dequantBytes
+  const mlpGrads = tokens * layer.backwardBytesPerToken
+  const softmaxGrad = tokens * seq * layer.backwardBytesPerTokenSeq
   if (gradientCheckpointing) {
     const onDevice = offload ? Math.min(numLayers, OFFLOAD_RESIDENT_BLOCKS) : numLayers
-    return { heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: oneLayer + workspace }
+    // The recomputed block (non-reentrant torch.utils.checkpoint, torch 2.13) runs its backward in two phases that
+    // never overlap: the MLP's, with its gradient buffers on top of the whole block; then attention's, whose softmax
+    // gradient is allocated after the MLP's saved tensors and gradient buffers were freed. Its first norm keeps the
+    // checkpointed input itself when the stream is fp32 (already in heldBytes). Measured with live tensor bytes,
+    // tiny Phi-3 QLoRA eager, seq 512: MLP phase 25.68 MB, attention phase 22.05 MB (docs/accuracy.md,
+    // "Checkpointed block backward"; bench/block_phases.py). The dequantized weight is alive in either phase, one Linear at a time.
+    const block = oneLayer - tokens * layer.checkpointSharedBytesPerToken
+    const phase = Math.max(mlpGrads, softmaxGrad - tokens * layer.mlpSavedBytesPerToken)
+    return { heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: block + phase + layer.dequantBytes }
   }
+  const workspace = mlpGrads + softmaxGrad + layer.dequantBytes
   return { heldBytes: numLayers * oneLayer + mask - tokens * layer.firstBlockNoMaskBytesPerToken, layerBackwardBytes: workspace }
 }
