@@ -82,6 +82,23 @@ const outPath = join(root, 'bench', 'results', 'trace-chunked-loss.json')
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores)`
 type Row = Record<string, unknown> & { seq: number }
 const previous: Row[] = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as { results: Row[] }).results : []
+// --replan: the traces are exact and slow (7-17 min each here); re-plan the stored ones against the current planner.
+if (process.argv.includes('--replan')) {
+  for (const row of previous) {
+    for (const loss of ['full', 'chunked'] as const) {
+      const t = row[loss] as { tracedBytes: number; plannedBytes: number; planned: unknown; errorPct: number } | null
+      if (!t) continue
+      const p = planned(row.seq, loss)
+      Object.assign(t, { plannedBytes: p.peakAllocatedBytes, planned: p.breakdown, errorPct: (100 * (p.peakAllocatedBytes - t.tracedBytes)) / t.tracedBytes })
+      console.log(`seq ${row.seq} ${loss}: traced ${(t.tracedBytes / 1e9).toFixed(3)} GB, planned ${(p.peakAllocatedBytes / 1e9).toFixed(3)} GB (${t.errorPct >= 0 ? '+' : ''}${t.errorPct.toFixed(1)}%)`)
+    }
+    const full = row.full as { plannedBytes: number } | null
+    const chunked = row.chunked as { plannedBytes: number } | null
+    if (full && chunked) row.plannerModelsLoss = full.plannedBytes !== chunked.plannedBytes
+  }
+  writeFileSync(outPath, `${JSON.stringify({ machine, results: previous }, null, 2)}\n`)
+  process.exit(0)
+}
 for (const seq of seqs) {
   const row: Record<string, unknown> = { model: MODEL, method: 'lora', targets: 'all-linear', rank: 8, dtype: 'bf16', attention: 'sdpa', gradientCheckpointing: true, batch: 1, seq }
   const logitsFp32 = seq * arch.vocabSize * 4 // bytes: one fp32 logits tensor

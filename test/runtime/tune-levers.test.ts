@@ -127,6 +127,18 @@ test('POST /v1/runs takes the levers as tune does; a bad value is a 400 naming t
     assert.equal(res.status, 400, text)
     assert.match(text, /loss/)
     assert.match(text, /full|chunked/)
+    // Distributed fields, as tune --nproc/--parallelism: the combinations tune refuses are 400s naming the field.
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ nproc: 2, loss: 'chunked' }, /loss[\s\S]*chunked loss does not run under torchrun/],
+      [{ parallelism: 'fsdp' }, /parallelism[\s\S]*needs nproc of at least 2/],
+      [{ nproc: 0 }, /nproc/],
+    ]
+    for (const [body, message] of cases) {
+      const r = await fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, maxSteps: 1 }) })
+      const t = await r.text()
+      assert.equal(r.status, 400, t)
+      assert.match(t, message)
+    }
   } finally {
     await server.close()
   }

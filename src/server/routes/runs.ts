@@ -49,9 +49,20 @@ const createRunBody = z
     loss: z.enum(LOSSES).optional(),
     offloadActivations: z.boolean().optional(),
     packing: z.boolean().optional(),
+    // Distributed on this server's node (issue 12), as `headroom tune --nproc N --parallelism P`;
+    // multi-node runs start one supervisor per node, from the CLI.
+    nproc: z.number().int().min(1).max(1024).optional(),
+    parallelism: z.enum(['ddp', 'fsdp']).optional(),
     runId: runId.optional(),
   })
   .strict()
+  // The combinations `tune` refuses as usage errors (runtime/torchrun.ts checkDistributed), as field issues.
+  .superRefine((b, ctx) => {
+    const ranks = b.nproc ?? 1
+    if (b.parallelism === 'fsdp' && ranks < 2) ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `fsdp shards across ranks and needs nproc of at least 2 (got ${ranks})` })
+    else if (b.parallelism !== undefined && ranks < 2) ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `${b.parallelism} needs nproc of at least 2` })
+    if (b.loss === 'chunked' && ranks > 1) ctx.addIssue({ code: 'custom', path: ['loss'], message: `the chunked loss does not run under torchrun yet: use loss full with nproc ${ranks}, or nproc 1` })
+  })
 
 const listQuery = z
   .object({
