@@ -96,6 +96,12 @@ export type LayerActivations = {
    * three times over. 0 when no MLP input Linear is adapted.
    */
   recomputePeakBytesPerToken: number
+  /**
+   * Bytes per token the final RMSNorm keeps until the loss's backward has run: its fp32 input, saved for backward
+   * (its output, the lm_head's input, is not kept: the lm_head is frozen). Alive at the loss, freed before any block's
+   * backward.
+   */
+  finalNormBytesPerToken: number
   /** Bytes per token of the hidden-state gradient alive through the top block's backward (GRAD_STREAM_BYTES_PER_ELEMENT). */
   gradStreamBytesPerToken: number
 }
@@ -269,6 +275,10 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     firstBlockNoMaskBytesPerToken: firstBlockNoMask,
     recomputePeakBytesPerToken: recomputePeak,
     gradStreamBytesPerToken: h * GRAD_STREAM_BYTES_PER_ELEMENT,
+    // The final RMSNorm's fp32 input, saved by its pow/mul (the last block's own output when the stream is fp32: not a
+    // checkpoint either way). Measured at the full loss's peak, Phi-3-mini bf16 (bench/block_peak.py --loss full
+    // --fake, seq 2048): 12,288 B/token, the only hidden-size tensor there besides the checkpoints.
+    finalNormBytesPerToken: h * NORM_INTERNAL_BYTES,
   }
 }
 
