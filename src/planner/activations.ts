@@ -117,8 +117,8 @@ export type LayerActivations = {
  * 163,840 B/token of transient = 16,384 x (2 + 2 x 4), 274,664 B/token of block in all, above the MLP phase's
  * whole block + gradient buffers (229,632). The same rule gives tiny Phi-3 QLoRA's highest moment exactly (fp32
  * stream: the residual and the normed input are the saved norm and LoRA inputs themselves; 35,936 B/token x 512 =
- * docs/accuracy.md's 18.40 MB "recomputing gate_up_proj's LoRA sum"). docs/accuracy.md, "The recomputed LoRA sum
- * at real widths".
+ * docs/accuracy.md's 18.40 MB "recomputing gate_up_proj's LoRA sum"). docs/accuracy.md, "The checkpointed block's
+ * backward at real widths".
  * Units: output-width tensors per token, in the adapter dtype.
  */
 export const RECOMPUTE_LORA_SUM = 2

@@ -151,7 +151,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     at(batch: number, seq: number): MemoryTerms {
       const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
       const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
-      // The final norm's saved input and output are alive at the loss, not in any block's backward (layerActivations).
+      // The final norm's saved fp32 input is alive at the loss, not in any block's backward (finalNormBytesPerToken).
       const finalNorm = batch * seq * layer.finalNormBytesPerToken
       const lossWins = loss + finalNorm >= act.layerBackwardBytes
       const backwardChurn = act.heldBytes + (lossWins ? loss + finalNorm : act.layerBackwardBytes)
