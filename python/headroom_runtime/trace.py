@@ -76,6 +76,14 @@ def trace(args) -> dict:
             targets = args.targets if args.targets == "all-linear" else args.targets.split(",")
             model = peft.get_peft_model(model, peft.LoraConfig(r=args.rank, lora_alpha=args.alpha, target_modules=targets))
     chunk_tokens = args.chunk_tokens or _loss.CHUNK_TOKENS
+    # transformers (masking_utils.find_packed_sequence_indices) looks for packed sequences in the position ids and,
+    # on a fake tensor (is_tracing covers FakeTensor), cannot read them, so it reports packing and materializes a
+    # [b, 1, s, s] bool mask, which sdpa then turns into a 16-bit additive copy inside every attention: 3 B per
+    # token x sequence that a real run of these rows (one unpacked sequence each, no padding) never allocates
+    # (bench/block_peak.py, real vs --fake at seq 2048: 311,920 vs 318,064 B/token). The real check's answer here is None.
+    import transformers.masking_utils as masking_utils
+
+    masking_utils.find_packed_sequence_indices = lambda position_ids: None
     began = time.perf_counter()
     with FakeTensorMode(allow_non_fake_inputs=True):
         model = model.to_empty(device="cpu")

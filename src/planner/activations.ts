@@ -89,7 +89,50 @@ export type LayerActivations = {
    * enable_input_require_grads): its first adapted input does not require grad, so its dropouts keep no mask.
    */
   firstBlockNoMaskBytesPerToken: number
+  /**
+   * Bytes per token of a checkpointed block while its recompute runs the gated MLP's input Linear with a LoRA
+   * adapter (RECOMPUTE_LORA_SUM): what the block has saved by then (less the checkpoint-shared norm input), the
+   * decoder layer's residual and normed input where they are tensors of their own, and the adapted Linear's output
+   * three times over. 0 when no MLP input Linear is adapted.
+   */
+  recomputePeakBytesPerToken: number
+  /**
+   * Bytes per token the final RMSNorm keeps until the loss's backward has run: its fp32 input, saved for backward
+   * (its output, the lm_head's input, is not kept: the lm_head is frozen). Alive at the loss, freed before any block's
+   * backward.
+   */
+  finalNormBytesPerToken: number
+  /** Bytes per token of the hidden-state gradient alive through the top block's backward (GRAD_STREAM_BYTES_PER_ELEMENT). */
+  gradStreamBytesPerToken: number
 }
+
+/**
+ * peft lora.Linear.forward (0.21): `result = self.base_layer(x)` then `result = result + lora_B(lora_A(dropout(
+ * x.to(lora_A.weight.dtype)))) * scaling`: at the multiply the base output (stream dtype), lora_B's output and its
+ * scaled copy (both in the adapter dtype) are alive together, out_features wide each, before the sum replaces
+ * them. In a checkpointed block's recompute this happens at the MLP's input Linear, before the MLP's saved
+ * tensors exist but with attention's saved again and the decoder layer's residual and post-attention norm output
+ * (2 x hidden, stream dtype) alive as locals. Measured at Phi-3-mini's widths (bench/block_peak.py, sdpa, bf16,
+ * LoRA all-linear r8, live tensor bytes): the block-backward peak is the multiply in gate_up_proj's recompute,
+ * 163,840 B/token of transient = 16,384 x (2 + 2 x 4), 274,664 B/token of block in all, above the MLP phase's
+ * whole block + gradient buffers (229,632). The same rule gives tiny Phi-3 QLoRA's highest moment exactly (fp32
+ * stream: the residual and the normed input are the saved norm and LoRA inputs themselves; 35,936 B/token x 512 =
+ * docs/accuracy.md's 18.40 MB "recomputing gate_up_proj's LoRA sum"). docs/accuracy.md, "The checkpointed block's
+ * backward at real widths".
+ * Units: output-width tensors per token, in the adapter dtype.
+ */
+export const RECOMPUTE_LORA_SUM = 2
+
+/**
+ * Bytes per hidden element and token of the gradient entering the top block, alive through its whole backward
+ * (recompute included): the final RMSNorm runs in fp32 (hidden_states.to(torch.float32)), so its backward leaves
+ * fp32 gradients of its input. Measured with live tensor bytes at the block-backward peak: a bf16 stream keeps one
+ * fp32 gradient and two bf16 ones (Phi-3-mini, bench/block_peak.py: 12,288 + 6,144 + 6,144 B/token = 8 x 3,072); an
+ * fp32 stream (QLoRA, peft's k-bit preparation) keeps two fp32 ones, of the norm's mul and pow branches (tiny Phi-3,
+ * bench/block_phases.py --method qlora --seq 512 --gc: 2 x 524,288 B = 8 x 256 x 512). Units: B per hidden element
+ * per token, two fp32 hidden tensors in either case.
+ */
+export const GRAD_STREAM_BYTES_PER_ELEMENT = 2 * NORM_INTERNAL_BYTES
 
 /**
  * Whether the frozen 4-bit Linears keep their input for backward, in the bitsandbytes Headroom pins (0.50.2): no,
@@ -132,6 +175,8 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
   const dropoutMask = o.loraDropout > 0 ? dropoutMaskBytesPerElement(o.device, A) : 0
   let firstBlockNoMask = 0
   let firstBlockRole: LinearRole | null = null
+  const roleBytes: Record<LinearRole, number> = { 'attn-in': 0, 'attn-out': 0, 'mlp-in': 0, 'mlp-out': 0 }
+  let mlpInputSaved = false
   for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
     const d = dims[role]
     let shared = false
@@ -170,7 +215,9 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     }
     // flash_attention_2 returns [b, s, heads, d]; o_proj's input is a view of the kernel output saved below.
     const free = role === 'attn-out' && o.attention === 'flash'
-    perToken += (shared && !free ? S * d : 0) + copies
+    roleBytes[role] = (shared && !free ? S * d : 0) + copies
+    if (role === 'mlp-in') mlpInputSaved = shared
+    perToken += roleBytes[role]
   }
 
   // Attention core: rotated q and k are new tensors; v is a view of the fused qkv output on Phi-3.
@@ -194,6 +241,25 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
   // Gated MLP: act(gate) keeps gate, the product keeps up and act(gate) — 3 x intermediate either fused or not.
   perToken += 3 * arch.intermediateSize * S
 
+  // The recompute's LoRA sum at the MLP's input Linears (RECOMPUTE_LORA_SUM), largest over them: the block saved up to
+  // the MLP (its own saved tensors and down_proj's input not yet made), the layer's residual and normed input, the
+  // outputs of MLP input Linears already run (gate, and act(gate) with it, when gate and up are apart), and the sum.
+  // The residual is a new tensor unless the post-attention norm's fp32 input already is it (fp32 stream); the normed
+  // input is one unless an MLP input Linear saves it as it is (the adapter cast is a no-op on an fp32 stream). The
+  // first norm's fp32 copy is the checkpoint itself on an fp32 stream (checkpointSharedBytesPerToken).
+  const checkpointShared = S === NORM_INTERNAL_BYTES ? h * S : 0
+  const locals = (S === NORM_INTERNAL_BYTES ? 0 : h * S) + (mlpInputSaved ? 0 : h * S)
+  let recomputePeak = 0
+  if (!full) {
+    const beforeMlp = perToken - 3 * arch.intermediateSize * S - roleBytes['mlp-out'] + locals - checkpointShared
+    let earlier = 0
+    for (const m of shape.linears) {
+      if (m.role !== 'mlp-in') continue
+      if (lora.has(m.name)) recomputePeak = Math.max(recomputePeak, beforeMlp + earlier + m.outFeatures * (S + RECOMPUTE_LORA_SUM * A))
+      earlier += m.outFeatures * S + (earlier === 0 ? arch.intermediateSize * S : 0)
+    }
+  }
+
   // One block's backward: the gated MLP's gradient buffers, and eager's fp32 softmax gradient (a*s^2, the size of
   // the saved probabilities); activationTerms says when they are alive together.
   return {
@@ -205,8 +271,14 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     backwardBytesPerToken: BACKWARD_MLP_GRADS * arch.intermediateSize * S,
     backwardBytesPerTokenSeq: o.attention === 'eager' ? arch.numAttentionHeads * SOFTMAX_BYTES : 0,
     mlpSavedBytesPerToken: 3 * arch.intermediateSize * S,
-    checkpointSharedBytesPerToken: S === NORM_INTERNAL_BYTES ? h * S : 0,
+    checkpointSharedBytesPerToken: checkpointShared,
     firstBlockNoMaskBytesPerToken: firstBlockNoMask,
+    recomputePeakBytesPerToken: recomputePeak,
+    gradStreamBytesPerToken: h * GRAD_STREAM_BYTES_PER_ELEMENT,
+    // The final RMSNorm's fp32 input, saved by its pow/mul (the last block's own output when the stream is fp32: not a
+    // checkpoint either way). Measured at the full loss's peak, Phi-3-mini bf16 (bench/block_peak.py --loss full
+    // --fake, seq 2048): 12,288 B/token, the only hidden-size tensor there besides the checkpoints.
+    finalNormBytesPerToken: h * NORM_INTERNAL_BYTES,
   }
 }
 
@@ -253,9 +325,18 @@ export function activationTerms(
     // checkpointed input itself when the stream is fp32 (already in heldBytes). Measured with live tensor bytes,
     // tiny Phi-3 QLoRA eager, seq 512: MLP phase 25.68 MB, attention phase 22.05 MB (docs/accuracy.md,
     // "Checkpointed block backward"; bench/block_phases.py). The dequantized weight is alive in either phase, one Linear at a time.
+    // Before either, the recompute itself peaks at the MLP input Linear's LoRA sum (RECOMPUTE_LORA_SUM), which at
+    // real widths is the highest of the three (bench/block_peak.py). The gradient entering the top block is alive
+    // through all of them (GRAD_STREAM_BYTES_PER_ELEMENT).
     const block = oneLayer - tokens * layer.checkpointSharedBytesPerToken
     const phase = Math.max(mlpGrads, softmaxGrad - tokens * layer.mlpSavedBytesPerToken)
-    return { heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask, layerBackwardBytes: block + phase + layer.dequantBytes }
+    const recompute = tokens * layer.recomputePeakBytesPerToken + tokens * seq * layer.bytesPerTokenSeq
+    // The dequantized weight of a 4-bit base Linear is freed once its matmul has run, before the LoRA sum.
+    const blockPeak = Math.max(block + phase + layer.dequantBytes, recompute)
+    return {
+      heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask,
+      layerBackwardBytes: blockPeak + tokens * layer.gradStreamBytesPerToken,
+    }
   }
   const workspace = mlpGrads + softmaxGrad + layer.dequantBytes
   return { heldBytes: numLayers * oneLayer + mask - tokens * layer.firstBlockNoMaskBytesPerToken, layerBackwardBytes: workspace }

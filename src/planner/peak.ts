@@ -151,8 +151,10 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
     at(batch: number, seq: number): MemoryTerms {
       const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
       const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
-      const lossWins = loss >= act.layerBackwardBytes
-      const backwardChurn = act.heldBytes + (lossWins ? loss : act.layerBackwardBytes)
+      // The final norm's saved fp32 input is alive at the loss, not in any block's backward (finalNormBytesPerToken).
+      const finalNorm = batch * seq * layer.finalNormBytesPerToken
+      const lossWins = loss + finalNorm >= act.layerBackwardBytes
+      const backwardChurn = act.heldBytes + (lossWins ? loss + finalNorm : act.layerBackwardBytes)
       const backwardAllocated = resident + headGradBytes + backwardChurn
       const stepWins = stepAllocated > backwardAllocated
       const churn = stepWins ? opt.stepTransientBytes : backwardChurn
@@ -174,7 +176,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
         adapters: adapterBytes,
         gradients: (stepWins ? gradientBytes : headGradBytes) + bucketBytes,
         optimizer: opt.stateBytes + (stepWins ? opt.stepTransientBytes : 0),
-        activations: stepWins ? 0 : act.heldBytes + (lossWins ? 0 : act.layerBackwardBytes),
+        activations: stepWins ? 0 : act.heldBytes + (lossWins ? finalNorm : act.layerBackwardBytes),
         logits: stepWins || !lossWins ? 0 : loss,
         overhead: o.contextBytes + o.slackBytes + o.workspaceBytes,
       }

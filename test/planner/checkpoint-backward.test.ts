@@ -19,23 +19,40 @@ const qlora: ActivationOptions = {
   quantSavesInput: false, loraDropout: 0, device: 'cpu',
 }
 
-test('checkpointed QLoRA (fp32 stream): block less the shared norm input, plus the larger phase, plus one dequantized weight', () => {
+test('checkpointed QLoRA (fp32 stream): block less the shared norm input, plus the larger phase and one dequantized weight, or the recompute\'s LoRA sum; plus the incoming gradient', () => {
   const layer = layerActivations(shape, match, qlora)
   for (const seq of [512, 2048, 16384]) {
     const t = seq
     const block = t * layer.bytesPerToken + t * seq * layer.bytesPerTokenSeq - t * h * 4
     const mlpPhase = t * 3 * I * 4
     const attentionPhase = t * seq * a * 4 - t * 3 * I * 4
+    const recompute = t * layer.recomputePeakBytesPerToken + t * seq * layer.bytesPerTokenSeq
     const got = activationTerms(layer, L, 1, seq, true).layerBackwardBytes
-    assert.equal(got, block + Math.max(mlpPhase, attentionPhase) + layer.dequantBytes, `seq ${seq}`)
-    // Never more than the old sum of both working sets on the whole block.
-    assert.ok(got < t * layer.bytesPerToken + t * seq * layer.bytesPerTokenSeq + mlpPhase + t * seq * a * 4 + layer.dequantBytes)
+    assert.equal(got, Math.max(block + Math.max(mlpPhase, attentionPhase) + layer.dequantBytes, recompute) + t * 8 * h, `seq ${seq}`)
+    // Never more than the old sum of both working sets on the whole block, plus the incoming gradient.
+    assert.ok(got < t * layer.bytesPerToken + t * seq * layer.bytesPerTokenSeq + mlpPhase + t * seq * a * 4 + layer.dequantBytes + t * 8 * h)
   }
   // Phi-3-mini: attention's phase wins once s·a·4 > 2·3·I·4, i.e. past 6·8,192/32 = 1,536 tokens.
   const at = (seq: number) => activationTerms(layer, L, 1, seq, true).layerBackwardBytes
-  const blockOnly = (seq: number) => seq * layer.bytesPerToken + seq * seq * layer.bytesPerTokenSeq - seq * h * 4 + layer.dequantBytes
+  const blockOnly = (seq: number) => seq * layer.bytesPerToken + seq * seq * layer.bytesPerTokenSeq - seq * h * 4 + layer.dequantBytes + seq * 8 * h
   assert.equal(at(1024) - blockOnly(1024), 1024 * 3 * I * 4)
   assert.equal(at(4096) - blockOnly(4096), 4096 * 4096 * a * 4 - 4096 * 3 * I * 4)
+})
+
+test('LoRA bf16 sdpa at Phi-3-mini\'s widths: the recompute\'s gate_up_proj LoRA sum is the block\'s peak (bench/block_peak.py)', () => {
+  const lora = layerActivations(shape, match, { ...qlora, method: 'lora', quant: 'none', kbitPrepared: false, attention: 'sdpa' })
+  // Saved before the MLP: norms 2·h·4, LoRA casts of qkv/o/gate_up 3·h·4 and r·4 each, attention q, k, fused qkv, output
+  // (3·h + 9,216)·2 and the logsumexp a·4; the residual and normed input 2·h·2; the sum 2·I·(2 + 2·4).
+  const before = 2 * h * 4 + 3 * (h * 4 + 8 * 4) + (3 * h + 9216) * 2 + a * 4 + 2 * h * 2
+  assert.equal(lora.recomputePeakBytesPerToken, before + 2 * I * (2 + 2 * 4))
+  assert.equal(lora.recomputePeakBytesPerToken, 274656) // measured 274,664 with the norms' 2 x 4 B rsqrt
+  assert.equal(lora.gradStreamBytesPerToken, 24576) // measured: 12,288 fp32 + 2 x 6,144 bf16
+  const seq = 8192
+  assert.equal(activationTerms(lora, L, 1, seq, true).layerBackwardBytes, seq * (274656 + 24576))
+  // Above the MLP phase the old term took (whole block + gradient buffers), by the LoRA sum's excess.
+  assert.ok(lora.recomputePeakBytesPerToken > lora.bytesPerToken + lora.backwardBytesPerToken)
+  // Full fine-tuning has no adapter sum: the term is the two phases as before.
+  assert.equal(layerActivations(shape, match, { ...qlora, method: 'full', quant: 'none', kbitPrepared: false }).recomputePeakBytesPerToken, 0)
 })
 
 test('a bf16 stream makes the norm\'s own fp32 copy: nothing is shared with the checkpoint', () => {
