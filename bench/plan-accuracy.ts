@@ -64,7 +64,19 @@ const LITGPT = { attention: 'sdpa', gradientCheckpointing: false, batch: 1, seq:
 const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not counted on device)'
 // lit-gpt quantizes with bitsandbytes but without peft's k-bit preparation (bf16 stream, 16-bit embeddings and head),
 // on the 2023 bitsandbytes whose MatMul4Bit kept its input (ctx.tensors = (A, B)).
-const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true }
+// Both quantize through lightning fabric's BitsandbytesPrecision (lit-gpt finetune/lora.py @8641822:74, litgpt
+// finetune/lora.py @e5493986:138), which replaces every nn.Linear, lm_head included, and quantizes an fp16 copy:
+// the head is 4-bit and its dequantization holds 4 B per element (PlanPath.quantizedHeadDequantBytesPerElement).
+const LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT.fp16 + BYTES_PER_ELEMENT.bf16
+const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true, quantizedHeadDequantBytesPerElement: LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT }
+// The config hub's litgpt (2024, bitsandbytes==0.42.0 pinned in pyproject.toml @e5493986 and @00af8b0, whose
+// MatMul4Bit still keeps ctx.tensors = (A, B)) keeps each step's logits until the next forward returns (fit,
+// finetune/lora.py @e5493986:304), so the previous step's graph and 4-bit inputs are alive at the end of the next
+// forward (PlanPath.keepsPreviousStepGraph). Its batches are random (no longest-first, unlike 2023), so consecutive
+// 512-token batches are the case the 512-token rows plan. The 2023 rows peak at iteration 0 (the longest sample
+// forced first), which has no previous step, and iteration 1 is a random, shorter sample: not set there.
+const HUB_LORA_PATH: PlanPath = { ...HEADROOM_PATH, keepsPreviousStepGraph: true }
+const HUB_QLORA_PATH: PlanPath = { ...LITGPT_PATH, keepsPreviousStepGraph: true }
 // torchtune's QLoRA: torchao NF4Tensor, no peft preparation; its linear_nf4 saves only the weight.
 // And it quantizes on the GPU, one Linear at a time, with the rest of the model resident (torchtune 0914d5c, torchao 0.1,
 // the version its pyproject.toml pins). Construction: LoRALinear._create_weight_and_bias builds nn.Linear in bf16 under
@@ -82,7 +94,7 @@ const TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT = 2 + 2 + 16 * 2 + 16 * 2
 const TORCHTUNE_PATH: PlanPath = {
   kbitPrepared: false, quantSavesInput: false, quantizeOnDeviceBytesPerElement: TORCHTUNE_NF4_CONVERT_BYTES_PER_ELEMENT, adapterBytesPerParam: 2,
 }
-const HUB = 'assumed 512 tokens: litgpt forces the longest sample first and Alpaca2k has samples above 512'
+const HUB = '512 tokens: the yaml\'s train.max_seq_length 512 truncates each example and each padded batch (litgpt/data/base.py @e5493986:84, :118-119), the longest batch assumed at that cap'
 const TT_TUTORIAL = { attention: 'sdpa', gradientCheckpointing: true, batch: 2, seq: 512, optimizer: 'adamw', loraDropout: 0.05 } as const
 const TT_NOTE = 'assumed a 512-token batch (alpaca_cleaned truncated at max_seq_len 512); torchtune, not peft'
 
@@ -154,18 +166,18 @@ const SPECS: Record<number, Spec | Bound | string> = {
   64: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, optimizer: 'sgd' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9 },
   65: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
   66: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 16, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: LITGPT_PAGED },
-  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
-  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', unit: 1e9, note: HUB },
-  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: LITGPT_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  67: { model: 'llama-2-7b', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  68: { model: 'llama-2-7b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  69: { model: 'llama-3-8b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  70: { model: 'llama-3-8b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  71: { model: 'mistral-7b-v0.1', input: { ...LORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  72: { model: 'mistral-7b-v0.1', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  73: { model: 'llama-3.2-1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  74: { model: 'llama-3.2-1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  75: { model: 'llama-3.2-3b', input: { ...LORA, ...LITGPT, rank: 32, batch: 1, seq: 512, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  76: { model: 'llama-3.2-3b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 2, seq: 512, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
+  77: { model: 'tinyllama-1.1b', input: { ...LORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'adamw' }, litgpt: true, measure: 'allocated', path: HUB_LORA_PATH, unit: 1e9, note: HUB },
+  78: { model: 'tinyllama-1.1b', input: { ...QLORA, ...LITGPT, rank: 32, batch: 8, seq: 512, targets: ALL_AND_HEAD, optimizer: 'paged_adamw_8bit' }, litgpt: true, measure: 'allocated', path: HUB_QLORA_PATH, unit: 1e9, note: `${HUB}; ${LITGPT_PAGED}` },
 }
 
 function parseCsv(text: string): Row[] {
@@ -206,7 +218,19 @@ function litgptArch(arch: ModelArch): ModelArch {
   const q = byName.q_proj, k = byName.k_proj, v = byName.v_proj
   if (!q || !k || !v) return arch
   const fused = { name: 'qkv_proj', inFeatures: q.inFeatures, outFeatures: q.outFeatures + k.outFeatures + v.outFeatures, bias: q.bias }
-  return { ...arch, name: `${arch.name} (lit-gpt)`, layerLinears: [fused, ...arch.layerLinears.filter((m) => m !== q && m !== k && m !== v)] }
+  return { ...untied(arch), name: `${arch.name} (lit-gpt)`, layerLinears: [fused, ...arch.layerLinears.filter((m) => m !== q && m !== k && m !== v)] }
+}
+
+/**
+ * litgpt has no weight tying (litgpt/model.py @00af8b0, GPT.__init__: `self.lm_head = nn.Linear(...)`, a parameter of
+ * its own), and its converter copies a tied checkpoint's embedding into it (scripts/convert_hf_checkpoint.py:206-207,
+ * `if "lm_head.weight" not in state_dict: state_dict["lm_head.weight"] = state_dict["transformer.wte.weight"]`):
+ * Llama-3.2's head is a second vocab x hidden matrix there, not the embedding.
+ */
+function untied(arch: ModelArch): ModelArch {
+  if (!arch.tieWordEmbeddings) return arch
+  const head = arch.vocabSize * arch.hiddenSize
+  return { ...arch, tieWordEmbeddings: false, lmHeadParams: head, params: arch.params + head }
 }
 
 /**
@@ -244,7 +268,7 @@ function groupOf(row: number, method: string): string {
   return method === 'qlora' ? 'litgpt config hub qlora (no peft k-bit preparation)' : 'litgpt config hub lora'
 }
 
-type Scored = { row: number; group: string; model: string; method: string; measure: Measure; moment: string; measuredBytes: number; predictedBytes: number; errorPct: number; calibration: boolean; note?: string }
+type Scored = { row: number; group: string; model: string; method: string; measure: Measure; moment: string; measuredBytes: number; predictedBytes: number; errorPct: number; calibration: boolean; note?: string; breakdown: Record<string, number> }
 type Checked = { row: number; model: string; bound: string; predictedBytes: number; pass: boolean; note: string }
 type Skipped = { row: number; model: string; reason: string }
 
@@ -271,7 +295,7 @@ rows.forEach((r, i) => {
   const predictedBytes = spec.measure === 'allocated' ? t.peakAllocatedBytes : spec.measure === 'reserved' ? t.peakBytes - CUDA_CONTEXT_BYTES : t.peakBytes
   scored.push({
     row: n, group: groupOf(n, r.method.split(' ')[0]), model: name, method: r.method.split(' ')[0], measure: spec.measure, moment: t.moment, measuredBytes, predictedBytes,
-    errorPct: (100 * (predictedBytes - measuredBytes)) / measuredBytes, calibration: spec.calibration ?? false, note,
+    errorPct: (100 * (predictedBytes - measuredBytes)) / measuredBytes, calibration: spec.calibration ?? false, note, breakdown: t.breakdown,
   })
 })
 

@@ -155,6 +155,7 @@ const INFERENCE_NOTES: Record<keyof Breakdown, string> = {
 
 const MOMENT = {
   load: 'the loaded model',
+  forward: 'the end of the forward, with the logits (and, on stacks that keep it, the previous step\'s graph)',
   loss: 'the start of backward, with the loss buffers over the vocabulary',
   block: 'one block running its backward (recomputing its activations when checkpointed); the loss buffers are freed by then',
   step: 'optimizer.step(), with every gradient',

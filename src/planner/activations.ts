@@ -104,6 +104,13 @@ export type LayerActivations = {
   finalNormBytesPerToken: number
   /** Bytes per token of the hidden-state gradient alive through the top block's backward (GRAD_STREAM_BYTES_PER_ELEMENT). */
   gradStreamBytesPerToken: number
+  /**
+   * Bytes per token of one block's inputs that its 4-bit matmuls keep (quantSavesInput; 0 otherwise): one per
+   * Linear role, the input itself when the stream is the compute dtype, else its cast copy. Part of bytesPerToken;
+   * named apart because the older bitsandbytes kept them as a ctx attribute, which backward does not free
+   * (PlanPath.keepsPreviousStepGraph).
+   */
+  quantInputBytesPerToken: number
 }
 
 /**
@@ -177,10 +184,12 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
   let firstBlockRole: LinearRole | null = null
   const roleBytes: Record<LinearRole, number> = { 'attn-in': 0, 'attn-out': 0, 'mlp-in': 0, 'mlp-out': 0 }
   let mlpInputSaved = false
+  let quantInputs = 0
   for (const role of ['attn-in', 'attn-out', 'mlp-in', 'mlp-out'] as const) {
     const d = dims[role]
     let shared = false
     let copies = 0
+    let quantKeeps = false
     for (const m of shape.linears) {
       if (m.role !== role) continue
       // A trainable Linear keeps its input for the weight gradient (torch addmm backward).
@@ -192,7 +201,11 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
       // (see QUANT_SAVES_INPUT).
       else if (quantized && o.quantSavesInput) {
         if (S === C) shared = true
-        else copies += C * d
+        else {
+          copies += C * d
+          quantInputs += C * d
+        }
+        quantKeeps = true
       }
       if (lora.has(m.name)) {
         // peft lora.Linear.forward: lora_B(lora_A(dropout(x.to(lora_A.weight.dtype)))); lora_B keeps A's output.
@@ -216,6 +229,8 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     // flash_attention_2 returns [b, s, heads, d]; o_proj's input is a view of the kernel output saved below.
     const free = role === 'attn-out' && o.attention === 'flash'
     roleBytes[role] = (shared && !free ? S * d : 0) + copies
+    // The Linears of one role read the same tensor: kept once when it is the input itself (cast copies are per Linear, above).
+    if (quantKeeps && S === C) quantInputs += S * d
     if (role === 'mlp-in') mlpInputSaved = shared
     perToken += roleBytes[role]
   }
@@ -279,6 +294,7 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     // checkpoint either way). Measured at the full loss's peak, Phi-3-mini bf16 (bench/block_peak.py --loss full
     // --fake, seq 2048): 12,288 B/token, the only hidden-size tensor there besides the checkpoints.
     finalNormBytesPerToken: h * NORM_INTERNAL_BYTES,
+    quantInputBytesPerToken: quantInputs,
   }
 }
 

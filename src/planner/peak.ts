@@ -5,13 +5,13 @@
 import { BYTES_PER_ELEMENT } from '../units.ts'
 import type { Breakdown, PlanInput } from './types.ts'
 import { ADAPTER_BYTES_PER_PARAM, loraParams } from './adapters.ts'
-import { activationTerms, layerActivations, QUANT_SAVES_INPUT } from './activations.ts'
+import { activationTerms, layerActivations, QUANT_SAVES_INPUT, streamBytes } from './activations.ts'
 import { lossBytes } from './logits.ts'
 import { optimizerTerms } from './optimizer.ts'
 import { overheadTerms } from './overhead.ts'
 import { modelShape, type ModelShape } from './shape.ts'
 import { matchTargets, type TargetMatch } from './targets.ts'
-import { quantBytesPerParam, weightTerms } from './weights.ts'
+import { KBIT_PREPARED_BYTES_PER_PARAM, quantBytesPerParam, weightTerms } from './weights.ts'
 
 export type MemoryTerms = {
   shape: ModelShape
@@ -20,8 +20,11 @@ export type MemoryTerms = {
   breakdown: Breakdown
   peakBytes: number
   peakAllocatedBytes: number
-  /** Which moment sets the peak: loading, the loss at the start of backward, one block's backward, or optimizer.step(). */
-  moment: 'load' | 'loss' | 'block' | 'step'
+  /**
+   * Which moment sets the peak: loading, the end of the forward (only on a PlanPath with a 4-bit head or the previous
+   * step's graph kept), the loss at the start of backward, one block's backward, or optimizer.step().
+   */
+  moment: 'load' | 'forward' | 'loss' | 'block' | 'step'
   /** Pinned host memory the offloaded checkpoint holds (every block's input), bytes; 0 without offloading. Not device memory. */
   hostBytes: number
 }
@@ -53,6 +56,26 @@ export type PlanPath = {
    * lightning fabric HalfPrecision.convert_module is module.to(torch.bfloat16), LoRA A/B included.
    */
   adapterBytesPerParam?: number
+  /**
+   * Opt-in, absent for Headroom (peft leaves lm_head in 16/32-bit): the output head is a 4-bit Linear too, and this many
+   * bytes per head element are alive while its weight is dequantized for a matmul. Its weight then counts at 4-bit,
+   * and its input is kept like any 4-bit Linear's when quantSavesInput. lightning fabric's BitsandbytesPrecision
+   * (lit-gpt 2023 and litgpt 2024 `--quantize bnb.*`) replaces every torch.nn.Linear with no ignore_modules, the head
+   * included; its _Linear4bit._quantize_weight quantizes `weight.to(dtype=torch.half)`, so bitsandbytes 0.41/0.42's
+   * MatMul4Bit.forward runs `dequantize_4bit(B)` (fp16, 2 B) `.to(A.dtype)` (bf16, 2 B more): 4 B per element at once.
+   */
+  quantizedHeadDequantBytesPerElement?: number
+  /**
+   * Opt-in, absent for Headroom: the training loop keeps the step's logits referenced until the next forward has
+   * returned (litgpt 2024 finetune/lora.py fit: `logits = model(input_ids, lm_head_chunk_size=128)`, no `del`), and
+   * through their grad_fn the whole autograd graph. Backward frees saved tensors, not attributes a custom Function set
+   * on its ctx: the older bitsandbytes' MatMul4Bit kept its input as `ctx.tensors = (A, B)`, so the previous step's
+   * 4-bit inputs (LayerActivations.quantInputBytesPerToken, every block) and its logits are alive beside this step's
+   * at the end of the next forward, a moment of its own ('forward'). Planned with the previous step as long as this
+   * one: the rows that use it (litgpt config hub, Alpaca2k truncated at max_seq_length 512, batches padded to their
+   * longest) meet consecutive full-length batches.
+   */
+  keepsPreviousStepGraph?: boolean
 }
 
 /** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
@@ -88,7 +111,13 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   // FSDP FULL_SHARD gathers one wrapped block at a time and prefetches the next: two unsharded blocks.
   const gatherBytes =
     shards > 1 ? 2 * shape.layerParams * (quantized && !full ? quantBytesPerParam(input.quant, input.doubleQuant, input.dtype) : BYTES_PER_ELEMENT[input.dtype]) : 0
-  const weightBytes = w.weightBytes / shards + gatherBytes
+  // PlanPath.quantizedHeadDequantBytesPerElement: the head is a 4-bit Linear, not a 16/32-bit weight.
+  const headQuantized = quantized && !full && path.quantizedHeadDequantBytesPerElement !== undefined && arch.lmHeadParams > 0
+  const headUnquantizedBytes = path.kbitPrepared ? KBIT_PREPARED_BYTES_PER_PARAM : BYTES_PER_ELEMENT[input.dtype]
+  const headSavingBytes = headQuantized && input.phase !== 'load'
+    ? arch.lmHeadParams * (headUnquantizedBytes - quantBytesPerParam(input.quant, input.doubleQuant, input.dtype))
+    : 0
+  const weightBytes = (w.weightBytes - headSavingBytes) / shards + gatherBytes
 
   if (input.phase === 'load') {
     return {
@@ -146,13 +175,18 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   const quantizeTransientBytes =
     quantized && !full && path.quantizeOnDeviceBytesPerElement !== undefined ? path.quantizeOnDeviceBytesPerElement * shape.largestLinearParams : 0
   const loadAllocated = weightBytes + adapterBytes + quantizeTransientBytes
+  // The head's output (the logits) is in the stream's dtype; a 4-bit head keeps its input (the final norm's output).
+  const S = streamBytes({ dtype: input.dtype, kbitPrepared: quantized && !full && path.kbitPrepared })
+  const headInputBytesPerToken = headQuantized && path.quantSavesInput ? arch.hiddenSize * S : 0
+  const headDequantBytes = headQuantized ? arch.lmHeadParams * (path.quantizedHeadDequantBytesPerElement ?? 0) : 0
+  const forwardMoment = headQuantized || path.keepsPreviousStepGraph === true
 
   return {
     at(batch: number, seq: number): MemoryTerms {
       const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
       const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
       // The final norm's saved fp32 input is alive at the loss, not in any block's backward (finalNormBytesPerToken).
-      const finalNorm = batch * seq * layer.finalNormBytesPerToken
+      const finalNorm = batch * seq * (layer.finalNormBytesPerToken + headInputBytesPerToken)
       const lossWins = loss + finalNorm >= act.layerBackwardBytes
       const backwardChurn = act.heldBytes + (lossWins ? loss + finalNorm : act.layerBackwardBytes)
       const backwardAllocated = resident + headGradBytes + backwardChurn
@@ -168,6 +202,28 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
             overhead: ol.contextBytes + ol.slackBytes + ol.workspaceBytes,
           }
           return finish(shape, match, trainableParams, breakdown, ol.contextBytes + ol.slackBytes, 'load')
+        }
+      }
+      if (forwardMoment) {
+        // The end of the forward (the head's last chunk dequantizing its weight): this step's saved tensors and logits,
+        // and with keepsPreviousStepGraph the previous step's logits and 4-bit inputs (PlanPath).
+        const tokens = batch * seq
+        const logitsOut = tokens * arch.vocabSize * S
+        const previous = path.keepsPreviousStepGraph
+          ? logitsOut + tokens * (arch.numLayers * layer.quantInputBytesPerToken + headInputBytesPerToken)
+          : 0
+        const forwardChurn = act.heldBytes + finalNorm + logitsOut + previous + headDequantBytes
+        const forwardAllocated = resident + forwardChurn
+        const of = overheadTerms(input.device, input.expandableSegments, forwardChurn, true, input.overhead)
+        const trainPeak = stepWins ? stepAllocated : backwardAllocated
+        if (forwardAllocated + of.slackBytes + of.workspaceBytes > trainPeak + o.slackBytes + o.workspaceBytes) {
+          const breakdown: Breakdown = {
+            weights: weightBytes + headDequantBytes, adapters: adapterBytes, gradients: bucketBytes, optimizer: opt.stateBytes,
+            activations: act.heldBytes + finalNorm + (previous - (path.keepsPreviousStepGraph ? logitsOut : 0)),
+            logits: logitsOut + (path.keepsPreviousStepGraph ? logitsOut : 0),
+            overhead: of.contextBytes + of.slackBytes + of.workspaceBytes,
+          }
+          return finish(shape, match, trainableParams, breakdown, of.contextBytes + of.slackBytes, 'forward')
         }
       }
       const hostBytes = offload ? arch.numLayers * batch * seq * layer.checkpointBytesPerToken : 0
