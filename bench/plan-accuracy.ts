@@ -67,6 +67,9 @@ const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not coun
 // Both quantize through lightning fabric's BitsandbytesPrecision (lit-gpt finetune/lora.py @8641822:74, litgpt
 // finetune/lora.py @e5493986:138), which replaces every nn.Linear, lm_head included, and quantizes an fp16 copy:
 // the head is 4-bit and its dequantization holds 4 B per element (PlanPath.quantizedHeadDequantBytesPerElement).
+// lit-gpt/litgpt's loss at the start of backward (PlanPath.fullLossBytesPerLogit): the bf16 logits the loop keeps and
+// log_softmax's bf16 output (finetune/lora.py @8641822:216-219 and @e5493986:304-306, utils.chunked_cross_entropy).
+const LITGPT_LOSS_BYTES_PER_LOGIT = BYTES_PER_ELEMENT.bf16 + BYTES_PER_ELEMENT.bf16
 const LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT.fp16 + BYTES_PER_ELEMENT.bf16
 const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true, quantizedHeadDequantBytesPerElement: LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT }
 // The config hub's litgpt (2024, bitsandbytes==0.42.0 pinned in pyproject.toml @e5493986 and @00af8b0, whose
@@ -240,7 +243,7 @@ function untied(arch: ModelArch): ModelArch {
  */
 function pathOf(spec: Spec | Bound): PlanPath {
   const base = 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH
-  return spec.litgpt ? { ...base, adapterBytesPerParam: BYTES_PER_ELEMENT.bf16 } : base
+  return spec.litgpt ? { ...base, adapterBytesPerParam: BYTES_PER_ELEMENT.bf16, fullLossBytesPerLogit: LITGPT_LOSS_BYTES_PER_LOGIT } : base
 }
 
 function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boolean }): PlanInput {

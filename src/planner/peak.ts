@@ -76,6 +76,14 @@ export type PlanPath = {
    * longest) meet consecutive full-length batches.
    */
   keepsPreviousStepGraph?: boolean
+  /**
+   * Opt-in, absent for Headroom (transformers' loss, LOSS_BYTES_PER_LOGIT = 12): bytes per logit element alive when
+   * the full loss's backward starts, for a stack whose loss differs. lit-gpt/litgpt: the logits in bf16, kept by the
+   * loop (2), and cross_entropy's log_softmax output, bf16, saved (2); no fp32 upcast, and chunked_cross_entropy's
+   * backward buffers are one 128-token chunk's. Measured on CPU at Llama-2-7B's widths with lit-gpt's own code
+   * (bench/litgpt_block_saved.py --head: 1.999 B per logit saved, all log_softmax outputs).
+   */
+  fullLossBytesPerLogit?: number
 }
 
 /** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
@@ -184,7 +192,9 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   return {
     at(batch: number, seq: number): MemoryTerms {
       const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
-      const loss = lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
+      const loss = path.fullLossBytesPerLogit !== undefined && (input.loss ?? 'full') === 'full'
+        ? batch * seq * arch.vocabSize * path.fullLossBytesPerLogit
+        : lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
       // The final norm's saved fp32 input is alive at the loss, not in any block's backward (finalNormBytesPerToken).
       const finalNorm = batch * seq * (layer.finalNormBytesPerToken + headInputBytesPerToken)
       const lossWins = loss + finalNorm >= act.layerBackwardBytes

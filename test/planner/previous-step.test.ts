@@ -77,3 +77,16 @@ test('LoRA with the previous step kept: only its bf16 logits are retained, and t
   assert.equal(t.moment, 'loss')
   assert.deepEqual(t, memoryTerms(lora))
 })
+
+test("a stack's own full-loss bytes per logit replace transformers' 12 at the loss moment; the chunked loss keeps its own", () => {
+  const lora = { ...qlora, method: 'lora', quant: 'none', seq: 2048 } as PlanInput
+  const base = memoryTerms(lora, LITGPT)
+  assert.equal(base.moment, 'loss')
+  assert.equal(base.breakdown.logits, 2 * 2048 * V * 12)
+  const t = memoryTerms(lora, { ...LITGPT, fullLossBytesPerLogit: 4 })
+  assert.equal(t.breakdown.logits, 2 * 2048 * V * 4)
+  assert.equal(base.peakAllocatedBytes - t.peakAllocatedBytes, 2 * 2048 * V * 8)
+  const chunked = { ...lora, loss: 'chunked' } as PlanInput
+  assert.deepEqual(memoryTerms(chunked, { ...LITGPT, fullLossBytesPerLogit: 4 }), memoryTerms(chunked, LITGPT))
+  assert.equal(HEADROOM_PATH.fullLossBytesPerLogit, undefined)
+})
