@@ -75,6 +75,12 @@ test('a listed-points spec and a model scale', () => {
   assert.equal(big.base.seq, 1024)
 })
 
+test("a catalog model's scale is found by any name the catalog answers to", () => {
+  const spec = parseSpec('name: s\nbase: { seq: 64 }\ngrid: { rank: [1, 2] }\nscales:\n  phi-3-mini-128k-instruct: { grid: { rank: [8, 16384] }, base: { seq: 1024 } }\n', 's.yaml')
+  for (const name of ['phi-3-mini-128k-instruct', 'microsoft/Phi-3-mini-128k-instruct', 'phi3-mini-128k']) assert.deepEqual(atScale(spec, name).grid.rank, [8, 16384], name)
+  assert.deepEqual(atScale(spec, 'phi-3-mini-4k-instruct').grid.rank, [1, 2])
+})
+
 test("a point's training_config decodes back to the point (the run predicts what it runs)", async () => {
   const model = await loadModel('phi-3-mini-128k-instruct')
   const sections = readSectionsForTest()
@@ -145,8 +151,17 @@ test('batch and rank findings', () => {
 test('points.csv has the fields, then state, predicted, measured and tokens/s; quotes what needs it', () => {
   const p = { ...point(0, { targets: ['qkv_proj', 'o_proj'], rank: 8 }, 10, 11), state: 'failed' as const, message: 'bad, "quoted"' }
   const csv = toCsv(doc(['targets'], [p])).split('\n')
-  assert.equal(csv[0], 'index,rank,targets,state,predictedPeakBytes,measuredPeakBytes,tokensPerSecond,measuredOverPredicted,predictedState,measuredReservedBytes,measuredDeviceUsedBytes,trainedSeq,steps,seconds,message')
-  assert.equal(csv[1], '0,8,qkv_proj+o_proj,failed,11,10,100,0.9091,,,,64,2,1,"bad, ""quoted"""')
+  assert.equal(csv[0], 'index,rank,targets,state,predictedPeakBytes,measuredPeakBytes,tokensPerSecond,measuredOverPredicted,predictedState,measuredReservedBytes,measuredDeviceUsedBytes,trainedSeq,steps,seconds,weights,message')
+  assert.equal(csv[1], '0,8,qkv_proj+o_proj,failed,11,10,100,0.9091,,,,64,2,1,,"bad, ""quoted"""')
+})
+
+test('report.md says which points ran on random weights, and says nothing when none did', () => {
+  const pts = [{ ...point(0, { rank: 8 }, 10, 10), weights: 'random' as const }, { ...point(1, { rank: 16 }, 11, 11), weights: 'pretrained' as const }]
+  const mixed = reportMarkdown({ ...doc(['rank'], pts), weights: 'auto' }, [])
+  assert.match(mixed, /\*\*Random weights\*\* at 1 of 2 points \(0\): .*--weights auto.*the loss means nothing/)
+  const all = reportMarkdown({ ...doc(['rank'], pts.map((p) => ({ ...p, weights: 'random' as const }))), weights: 'random' }, [])
+  assert.match(all, /\*\*Random weights\*\* at every point: .*--weights random/)
+  assert.doesNotMatch(reportMarkdown(doc(['rank'], [point(0, { rank: 8 }, 10, 10)]), []), /Random weights/)
 })
 
 test('calibration fits the mean residual as workspace on CPU, and context and slack from CUDA counters', async () => {
