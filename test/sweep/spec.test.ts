@@ -3,6 +3,7 @@
  * point's training_config through the codec (decoded back, it is the point), CSV and findings.
  */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { ConfigError } from '../../src/errors.ts'
 import { decode, readSectionsForTest } from './helpers.ts'
@@ -73,6 +74,24 @@ test('a listed-points spec and a model scale', () => {
   const big = atScale(parseSpec('name: s\nbase: { seq: 64 }\ngrid: { rank: [1, 2] }\nscales:\n  big: { grid: { rank: [8, 16] }, base: { seq: 1024 } }\n', 's.yaml'), 'big')
   assert.deepEqual(big.grid.rank, [8, 16])
   assert.equal(big.base.seq, 1024)
+})
+
+test("the shipped seed specs: the tiny model's values by default, the seed's own at phi-3-mini-128k-instruct's scale", async () => {
+  const { readFileSync } = await import('node:fs')
+  const read = (name: string) => parseSpec(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'sweeps', `${name}.yaml`), 'utf8'), name)
+  const seed = (name: string) => expandGrid(atScale(read(name), 'phi-3-mini-128k-instruct'))
+  const tiny = (name: string) => expandGrid(read(name))
+  const values = (points: { fields: Record<string, unknown> }[], f: string) => points.map((p) => p.fields[f])
+  assert.deepEqual(values(seed('seed-rank'), 'rank'), [8, 16, 64, 256, 16384])
+  assert.deepEqual(values(tiny('seed-rank'), 'rank'), [1, 4, 16, 1024])
+  assert.deepEqual(values(seed('seed-batch'), 'batch'), [1, 2, 4, 8])
+  assert.deepEqual(values(tiny('seed-batch'), 'batch'), [1, 2, 4])
+  assert.deepEqual(values(seed('seed-lora-qlora-seq'), 'seq'), [1024, 2048, 3072, 4096, 1024, 2048, 3072, 4096, 8192])
+  // The tiny model's context is 512 tokens: no CPU point asks for more.
+  for (const name of ['seed-batch', 'seed-lora-qlora-seq', 'seed-precision', 'seed-rank', 'seed-targets']) {
+    assert.ok(tiny(name).every((p) => Number(p.fields.seq) <= 512), name)
+    assert.ok(seed(name).every((p) => Number(p.fields.seq) >= 1024), name)
+  }
 })
 
 test("a catalog model's scale is found by any name the catalog answers to", () => {
