@@ -218,7 +218,15 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
 
     # 4. Model: dtype, optional 4/8-bit quantization, k-bit preparation, LoRA or full.
     quantization = _model.bnb_config(cfg.quant, bits, device) if bits else None
-    load_ref = _model.materialise_random(model_source, device) if model_source.random else model_ref
+    load_ref = model_ref
+    if model_source.random:
+        # Rank 0 builds the cached random weights once; the other ranks then find them (a rank on
+        # another node builds its own copy: the cache directory is per machine).
+        if not world.is_main:
+            world.barrier()
+        load_ref = _model.materialise_random(model_source, device)
+        if world.is_main:
+            world.barrier()
     model = _model.load_model(load_ref, model_key, cfg.model, device, quantization)
     if packing:
         # Per-example sdpa instead of a row-sized block-diagonal mask (_packed_attention.py).
