@@ -45,7 +45,7 @@ function nonNegativeInt(flag: string) {
 export function command(): Command {
   return new Command('tune')
     .option('--config <file>', 'training_config YAML: a KAITO ConfigMap or the bare training_config document (default: QLoRA for the tiny model)')
-    .option('--model <model>', 'model directory or hub id (default: the embedded tiny Phi-3)')
+    .option('--model <model>', 'catalog model, model directory or hub id (default: the embedded tiny Phi-3)')
     .option('--data <path|url>', 'dataset: jsonl, json, csv or parquet; messages, prompt/completion or text rows (default: examples/data)')
     .option('--output <dir>', 'where the adapter, checkpoints and run.json go (default: runs/<run id>)')
     .option('--max-steps <n>', 'stop after this many optimizer steps (overrides TrainingArguments.max_steps)', positiveInt('--max-steps'))
