@@ -3,7 +3,8 @@
 Run through bench/gpu-check.sh. For about a dozen configurations (LoRA/QLoRA, checkpointing
 on/off, sdpa/eager, 1k-16k tokens) it asks the planner (`bin/headroom plan --json` with the
 matching flags), runs one step of the real model (bench/memory_step.py: random weights built
-from the config, no download), and writes torch.cuda.max_memory_allocated / max_memory_reserved
+from the catalog's config by headroom_runtime/random_weights.py, the builder behind the trainer's
+--weights random; no download), and writes torch.cuda.max_memory_allocated / max_memory_reserved
 and nvidia-smi's used memory beside the prediction to bench/results/gpu-check.json. An OOM in
 one configuration is recorded and the next one runs; configurations that would start after the
 time budget are recorded as skipped.

@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-# microsoft/Phi-3-mini-128k-instruct config.json widths (the catalog's PHI3_MINI_128K, src/catalog/families/phi3.ts).
-# Its LongRoPE rope_scaling is left out: it changes the rotary frequencies, not any tensor's shape.
-PHI3_MINI_128K = dict(
-    hidden_size=3072, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-    vocab_size=32064, max_position_embeddings=131072, sliding_window=262144, tie_word_embeddings=False,
-    rms_norm_eps=1e-5, pad_token_id=32000, bos_token_id=1, eos_token_id=32000,
-)
+from headroom_runtime import random_weights  # noqa: E402  (the one builder of random-weight models)
+
+# microsoft/Phi-3-mini-128k-instruct as the planner's catalog has it (src/catalog/families/phi3.ts,
+# exported to python/headroom_runtime/catalog-models.json). Its LongRoPE rope_scaling is left out:
+# it changes the rotary frequencies, not any tensor's shape.
+MODEL = "phi-3-mini-128k-instruct"
+PHI3_MINI_128K = random_weights.catalog_entry(MODEL)["config"]
 PHI3_ALL_LINEAR = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 
 
@@ -50,21 +50,11 @@ def parse_args(argv=None):
 
 def model_dir(cache: str, layers: int, device: str = "cpu") -> Path:
     """Random bf16 weights of a Phi-3-mini-128k-shaped model with `layers` blocks, saved once
-    (initialised on the GPU when there is one: 3.8B parameters initialise slowly on a CPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, Phi3Config
-
-    path = Path(cache) / f"phi3-mini-128k-random-L{layers}"
-    if (path / "config.json").exists():
-        return path
-    torch.manual_seed(0)
-    config = Phi3Config(**{**PHI3_MINI_128K, "num_hidden_layers": layers})
-    with torch.device("cuda" if device == "cuda" else "cpu"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    tmp = path.with_name(path.name + ".tmp")
-    model.save_pretrained(tmp)
-    del model
-    tmp.rename(path)
+    (initialised on the GPU when there is one: 3.8B parameters initialise slowly on a CPU),
+    by the builder the trainer's --weights random uses (headroom_runtime/random_weights.py)."""
+    config = random_weights.catalog_config(MODEL, num_hidden_layers=layers)
+    path, _ = random_weights.materialise(config, MODEL, directory=Path(cache) / f"phi3-mini-128k-random-L{layers}",
+                                          device="cuda" if device == "cuda" else "cpu")
     return path
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import assets
@@ -37,7 +38,147 @@ def resolve_model(cli_model: str | None, model_cfg: dict, given: dict) -> tuple[
         return str(path), key
     if looks_local:
         raise InputError("model", f"model path {ref} does not exist ({key}); pass a model directory, a hub id, or `default`", key)
+    from .random_weights import catalog_entry
+
+    entry = catalog_entry(ref)
+    if entry is not None:  # a catalog name, as `headroom plan --model` takes it: its hub id
+        return entry["hfId"], key
     return ref, key  # a hub id such as microsoft/Phi-3-mini-4k-instruct
+
+
+# --weights: where the base's weights come from. `pretrained` (the default) needs the real ones;
+# `auto` uses them when present, else random ones built from the config; `random` always builds
+# random ones (memory and speed experiments: the loss of such a run means nothing).
+WEIGHT_MODES = ("pretrained", "auto", "random")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass
+class ModelSource:
+    """Where the run's model and tokenizer come from, decided before anything is loaded."""
+
+    ref: str  # what the user named, resolved (a directory or a hub id)
+    key: str  # the flag or config key it came from
+    random: bool = False
+    config: object = None  # random: the transformers config the weights are built from
+    config_from: str | None = None  # random: where that config came from, in words
+    tokenizer_ref: str | None = None
+    tokenizer_note: str | None = None
+
+    def event(self, mode: str) -> dict:
+        """The start event's `weights` object."""
+        if not self.random:
+            return {"mode": mode, "source": "pretrained"}
+        return {"mode": mode, "source": "random", "configFrom": self.config_from, "tokenizer": self.tokenizer_ref,
+                "note": "random weights built from the model's config: memory and tokens/s are the real model's, the loss means nothing"}
+
+
+def _offline(model_cfg: dict) -> bool:
+    flag = lambda name: os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(model_cfg.get("local_files_only")) or flag("HF_HUB_OFFLINE") or flag("TRANSFORMERS_OFFLINE")
+
+
+def weights_present(ref: str, model_cfg: dict) -> bool:
+    """Whether from_pretrained can get the weights: in the directory, in the Hugging Face cache, or on a reachable hub."""
+    path = Path(ref)
+    if path.is_dir():
+        return any((path / f).is_file() for f in WEIGHT_FILES) or any(path.glob("*.safetensors"))
+    from huggingface_hub import try_to_load_from_cache
+
+    revision = model_cfg.get("revision") or "main"
+    for name in WEIGHT_FILES:
+        try:
+            if isinstance(try_to_load_from_cache(ref, name, cache_dir=model_cfg.get("cache_dir"), revision=revision), str):
+                return True
+        except ValueError:  # not a valid repo id
+            return False
+    if _offline(model_cfg):
+        return False
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(ref, revision=revision, timeout=10)
+    except Exception:  # unreachable, unknown or gated: from_pretrained could not get them either
+        return False
+    return any(s.rfilename.endswith((".safetensors", ".bin")) for s in info.siblings or [])
+
+
+def _random_config(ref: str, key: str, model_cfg: dict):
+    """(config, where it came from): the directory's config.json, the catalog's numbers, or a cached config.json."""
+    from transformers import AutoConfig
+
+    from .random_weights import catalog_config, catalog_ids
+
+    if Path(ref).is_dir():
+        return AutoConfig.from_pretrained(ref, trust_remote_code=bool(model_cfg.get("trust_remote_code"))), f"{ref}/config.json"
+    config = catalog_config(ref)
+    if config is not None:
+        return config, f"Headroom's catalog ({ref}, src/catalog)"
+    try:
+        return AutoConfig.from_pretrained(ref, local_files_only=True, cache_dir=model_cfg.get("cache_dir"),
+                                          revision=model_cfg.get("revision") or "main"), f"{ref} config.json (Hugging Face cache)"
+    except (OSError, ValueError):
+        raise InputError("model", f"--weights random: no config for {ref} ({key}): it is not a catalog model ({', '.join(catalog_ids())}), "
+                         "not a directory and not in the Hugging Face cache; pass a directory holding its config.json", key) from None
+
+
+def _has_tokenizer(ref: str, model_cfg: dict) -> bool:
+    path = Path(ref)
+    if path.is_dir():
+        return (path / "tokenizer.json").is_file() or (path / "tokenizer.model").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return any(isinstance(try_to_load_from_cache(ref, f, cache_dir=model_cfg.get("cache_dir"), revision=model_cfg.get("revision") or "main"), str)
+                   for f in ("tokenizer.json", "tokenizer.model"))
+    except ValueError:
+        return False
+
+
+def resolve_source(ref: str, key: str, model_cfg: dict, mode: str) -> ModelSource:
+    """Decides real or random weights (and which tokenizer) before anything is loaded; says so in the log."""
+    if mode not in WEIGHT_MODES:
+        raise InputError("config", f"--weights {mode!r} is not known; use {', '.join(WEIGHT_MODES)}", "--weights")
+    if mode == "pretrained" or (mode == "auto" and weights_present(ref, model_cfg)):
+        if mode == "pretrained" and not weights_present(ref, model_cfg):
+            where = (f"directory {ref} holds a config.json but no weights ({', '.join(WEIGHT_FILES[:3])}...)" if Path(ref).is_dir()
+                     else f"{ref} is not in the Hugging Face cache and the hub is {'not to be asked (offline / local_files_only)' if _offline(model_cfg) else 'unreachable'}")
+            raise InputError("model", f"no weights for model {ref} ({key}): {where}; pass a model directory with its weights, "
+                             "or --weights random to build it from its config with random weights (memory experiments: the loss means nothing)", key)
+        return ModelSource(ref, key, tokenizer_ref=ref)
+    config, config_from = _random_config(ref, key, model_cfg)
+    source = ModelSource(ref, key, random=True, config=config, config_from=config_from)
+    if _has_tokenizer(ref, model_cfg):
+        source.tokenizer_ref = ref
+    else:
+        # The tokenizers this repo trains locally (assets.py): its ids (1,024) are valid ids of any
+        # real vocabulary, and the embedding and lm_head keep the real model's vocab_size.
+        tiny = "tiny-llama" if getattr(config, "model_type", "") == "llama" else "tiny-phi3"
+        source.tokenizer_ref = str(assets.ensure(tiny))
+        source.tokenizer_note = (f"no tokenizer for {ref} here: using the embedded {tiny} tokenizer (trained locally, {assets.VOCAB_SIZE} tokens); "
+                                 f"the model keeps its {config.vocab_size}-token vocabulary")
+    why = "--weights random" if mode == "random" else f"--weights auto and no weights for {ref} here"
+    log(f"{why}: building {ref} from {config_from} with random weights (seed 0); memory and tokens/s are the real model's, the loss means nothing")
+    if source.tokenizer_note:
+        log(source.tokenizer_note)
+    return source
+
+
+def check_vocabulary(tokenizer, source: ModelSource) -> None:
+    """Random weights with another model's tokenizer: every token id must exist in the model's vocabulary."""
+    vocab = getattr(source.config, "vocab_size", None)
+    if source.random and vocab is not None and len(tokenizer) > vocab:
+        raise InputError("model", f"tokenizer {source.tokenizer_ref} has {len(tokenizer)} tokens, more than {source.ref}'s vocabulary of {vocab}: "
+                         "pass a model directory that holds its own tokenizer", source.key)
+
+
+def materialise_random(source: ModelSource, device: str) -> str:
+    """The directory of the source's random weights (built once, then cached), for load_model."""
+    from .random_weights import cache_root, materialise
+
+    path, built = materialise(source.config, source.ref, device="cuda" if device == "cuda" else "cpu")
+    log(f"{'built' if built else 'reusing'} random weights for {source.ref} in {path} (cache: {cache_root()})")
+    return str(path)
 
 
 def compute_dtype(requested, device: str, what: str):

@@ -10,7 +10,7 @@ output_dir, plus run.json. Events go to stdout as JSON lines (events.py); logs t
         [--data PATH|URL] [--output DIR] [--max-steps N] [--device auto|cpu|cuda]
         [--method auto|lora|qlora|full] [--resume-from CHECKPOINT_OR_OUTPUT_DIR]
         [--predicted-peak-bytes N] [--skip-bad-rows] [--memory-every N] [--parallelism ddp|fsdp]
-        [--loss full|chunked] [--packing] [--offload-activations]
+        [--loss full|chunked] [--packing] [--offload-activations] [--weights pretrained|auto|random]
 
 Under torchrun (python -m torch.distributed.run --nproc-per-node N -m headroom_runtime.train ...)
 each rank trains its slice of every batch (_distributed.py); rank 0 alone writes the adapter,
@@ -65,6 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="padding-free packing of each batch's examples into one row; overrides TrainingArguments.packing")
     p.add_argument("--offload-activations", action="store_true", default=None,
                    help="CUDA: checkpointed block inputs in pinned CPU memory; overrides TrainingArguments.activation_offloading")
+    p.add_argument("--weights", choices=("pretrained", "auto", "random"), default="pretrained",
+                   help="pretrained (default): the model's real weights, or fail; auto: real weights when present, else random ones "
+                        "built from its config (catalog models, or a directory with a config.json); random: always random "
+                        "(memory and speed experiments: the loss means nothing)")
     return p.parse_args(argv)
 
 
@@ -183,7 +187,9 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
 
     # 2. Tokenizer (model references resolve first, so a bad path fails before any work).
     model_ref, model_key = _model.resolve_model(args.model, cfg.model, cfg.given.get("ModelConfig", {}))
-    tokenizer = _model.load_tokenizer(model_ref, cfg.model, model_key)
+    model_source = _model.resolve_source(model_ref, model_key, cfg.model, args.weights)
+    tokenizer = _model.load_tokenizer(model_source.tokenizer_ref, cfg.model, model_key)
+    _model.check_vocabulary(tokenizer, model_source)
 
     # 3. Data: read, check columns, tokenize with the chat template, truncate, split.
     source, source_key = _data.resolve_source(args.data, cfg.dataset)
@@ -195,7 +201,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
     fmt = _data.detect_format(rows, str(source))
     max_length = int(train.get("max_length") or 1024)
-    model_max = _max_positions(model_ref)
+    model_max = getattr(model_source.config, "max_position_embeddings", None) if model_source.random else _max_positions(model_ref)
     if model_max and max_length > model_max:
         log(f"TrainingArguments.max_length={max_length} exceeds the model's {model_max} positions; truncating at {model_max}")
         max_length = model_max
@@ -212,7 +218,16 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
 
     # 4. Model: dtype, optional 4/8-bit quantization, k-bit preparation, LoRA or full.
     quantization = _model.bnb_config(cfg.quant, bits, device) if bits else None
-    model = _model.load_model(model_ref, model_key, cfg.model, device, quantization)
+    load_ref = model_ref
+    if model_source.random:
+        # Rank 0 builds the cached random weights once; the other ranks then find them (a rank on
+        # another node builds its own copy: the cache directory is per machine).
+        if not world.is_main:
+            world.barrier()
+        load_ref = _model.materialise_random(model_source, device)
+        if world.is_main:
+            world.barrier()
+    model = _model.load_model(load_ref, model_key, cfg.model, device, quantization)
     if packing:
         # Per-example sdpa instead of a row-sized block-diagonal mask (_packed_attention.py).
         why_not = _packed_attention.eligible(model.config, max_length)
@@ -289,7 +304,8 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
              ranks=world.world_size if world.enabled else None, parallelism=world.parallelism if world.enabled else None,
              perDeviceBatch=batch_size, gradientAccumulation=accumulation, effectiveBatch=batch_size * world.world_size * accumulation,
              levers={"loss": loss_impl, "packing": packing,
-                     "activationOffloading": {"requested": offload.requested, "active": offload.active, "note": offload.note}})
+                     "activationOffloading": {"requested": offload.requested, "active": offload.active, "note": offload.note}},
+             weights=model_source.event(args.weights))
 
     # 7. The training loop: one `step` event per optimizer step.
     model.train()
@@ -405,7 +421,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
             os.replace(staging / name, output_dir / name)
         staging.rmdir()
         log(f"saved {', '.join(files)} to {output_dir}")
-        run.finish("succeeded", seconds=time.time() - started, files=files, extra={"model": model_ref, "trainableParams": trainable_params,
+        run.finish("succeeded", seconds=time.time() - started, files=files, extra={"model": model_ref, "weights": "random" if model_source.random else "pretrained", "trainableParams": trainable_params,
                                                                                                "peakBreakdownBytes": memory.peak_breakdown or None, "peakRssBytes": memory.peak_rss_bytes})
         (output_dir / SENTINEL).write_text(time.strftime("Fine-Tuning completed at %Y-%m-%d-%H-%M-%S"))
     world.barrier()  # the others wait for rank 0's files: torchrun ends the run when they exit

@@ -14,9 +14,10 @@ import { renderPlots } from '../sweep/plots.ts'
 import { reportMarkdown } from '../sweep/report.ts'
 import { ratioOf, toCsv, type PointResult } from '../sweep/results.ts'
 import { runSweep } from '../sweep/run.ts'
+import { WEIGHTS_MODES, type WeightsMode } from '../runtime/types.ts'
 import { atScale, MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
 
-type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; json?: boolean; calibrate?: boolean; profile?: string }
+type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; weights?: WeightsMode; json?: boolean; calibrate?: boolean; profile?: string }
 
 function stepsArg(value: string): number {
   const n = Number(value)
@@ -30,7 +31,8 @@ export function command(): Command {
     .option('--out <dir>', 'where points.json, points.csv, report.md and the plots go (default: sweeps/<spec name>); a rerun skips finished points')
     .option('--steps <n>', 'optimizer steps per point (default: the spec’s steps, else 3)', stepsArg)
     .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(['auto', 'cpu', 'cuda']))
-    .option('--model <model>', 'model directory or hub id for every point (overrides the spec’s model)')
+    .option('--model <model>', 'catalog model, model directory or hub id for every point (overrides the spec’s model); a spec’s scales entry for it sets the seed’s values')
+    .addOption(new Option('--weights <source>', 'auto (default): the model’s real weights when present, else random ones built from its config (memory and tokens/s are the real model’s, the loss means nothing; report.md says so); pretrained: real weights or the point fails; random: always random').choices(WEIGHTS_MODES))
     .option('--json', 'print points.json’s document as the last stdout line')
     .option('--calibrate', 'after the sweep (finished points are not rerun), fit this device’s overhead terms from its points into a profile for plan --device-profile')
     .option('--profile <name>', 'the profile --calibrate writes (default: the GPU’s name, or cpu)')
@@ -69,6 +71,7 @@ async function sweep(specPath: string, flags: SweepFlags): Promise<number> {
     steps: flags.steps,
     device: flags.device,
     model: flags.model,
+    weights: flags.weights,
     onLog: (l) => {
       clear()
       err.write(`${l}\n`)

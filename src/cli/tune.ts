@@ -11,7 +11,7 @@ import type { StepEvent, TrainerEvent } from '../runtime/events.ts'
 import { logEvery, progressLine, summaryLines } from '../runtime/progress.ts'
 import { startRun, type SupervisedRun } from '../runtime/supervisor.ts'
 import { checkDistributed } from '../runtime/torchrun.ts'
-import type { TuneOptions } from '../runtime/types.ts'
+import { WEIGHTS_MODES, type TuneOptions } from '../runtime/types.ts'
 import { formatBytes, formatCount } from '../units.ts'
 
 /** The run options a user can set, plus what only the command line has. */
@@ -45,7 +45,7 @@ function nonNegativeInt(flag: string) {
 export function command(): Command {
   return new Command('tune')
     .option('--config <file>', 'training_config YAML: a KAITO ConfigMap or the bare training_config document (default: QLoRA for the tiny model)')
-    .option('--model <model>', 'model directory or hub id (default: the embedded tiny Phi-3)')
+    .option('--model <model>', 'catalog model, model directory or hub id (default: the embedded tiny Phi-3)')
     .option('--data <path|url>', 'dataset: jsonl, json, csv or parquet; messages, prompt/completion or text rows (default: examples/data)')
     .option('--output <dir>', 'where the adapter, checkpoints and run.json go (default: runs/<run id>)')
     .option('--max-steps <n>', 'stop after this many optimizer steps (overrides TrainingArguments.max_steps)', positiveInt('--max-steps'))
@@ -57,6 +57,7 @@ export function command(): Command {
     .addOption(new Option('--loss <impl>', `cross-entropy: full, or chunked (${LOSS_CHUNK_TOKENS.toLocaleString('en-US')} tokens at a time; overrides TrainingArguments.loss_implementation)`).choices(LOSSES))
     .option('--offload-activations', 'keep checkpointed block inputs in host memory (CUDA; a no-op on CPU; overrides TrainingArguments.activation_offloading)')
     .option('--packing', 'pack examples without padding (overrides TrainingArguments.packing)')
+    .addOption(new Option('--weights <source>', 'pretrained: the model’s real weights, else fail (default); auto: real when present, else random weights built from its config (catalog models or a directory with config.json); random: always random. Random weights measure memory and speed only: the loss means nothing').choices(WEIGHTS_MODES))
     .option('--nproc <n>', 'ranks (processes) on this node, run under torchrun; gloo on CPU, nccl on CUDA (default 1)', positiveInt('--nproc'))
     .addOption(new Option('--parallelism <kind>', 'with --nproc: ddp (a replica per rank) or fsdp (FSDP2: parameters, gradients, optimizer state sharded)').choices(['ddp', 'fsdp']))
     .option('--nnodes <n>', 'nodes the run spans (each runs this command with its own --node-rank)', positiveInt('--nnodes'))
@@ -95,6 +96,7 @@ async function tune(flags: TuneFlags): Promise<number> {
       loss: flags.loss,
       offloadActivations: flags.offloadActivations,
       packing: flags.packing,
+      weights: flags.weights,
       nproc: flags.nproc,
       parallelism: flags.parallelism,
       nnodes: flags.nnodes,
@@ -132,6 +134,9 @@ async function tune(flags: TuneFlags): Promise<number> {
         const resumed = event.resumedFromStep ? `, resuming after step ${event.resumedFromStep}` : ''
         const examples = event.examples !== undefined ? `, ${formatCount(event.examples)} examples` : ''
         err.write(`headroom: run ${run.id}: ${event.method} on ${event.model.name} (${formatCount(event.model.params)} params) on ${event.deviceName ?? event.device}, ${event.totalSteps} steps${examples}${resumed}\n`)
+        if (event.weights?.source === 'random') {
+          err.write(`headroom: random weights built from ${event.weights.configFrom ?? 'its config'} (--weights ${event.weights.mode}): peak memory and tokens/s are the real model's; the loss means nothing\n`)
+        }
         if (event.ranks !== undefined && event.effectiveBatch !== undefined) {
           err.write(`headroom: ${event.ranks} ranks (${event.parallelism}): effective batch ${event.effectiveBatch} = ${event.perDeviceBatch} per device × ${event.ranks} ranks × ${event.gradientAccumulation} gradient accumulation; the prediction is per rank\n`)
         }

@@ -57,6 +57,10 @@ export const startEvent = z.object({
   perDeviceBatch: z.number().int().positive().optional(),
   gradientAccumulation: z.number().int().positive().optional(),
   effectiveBatch: z.number().int().positive().optional(),
+  /** Where the base's weights came from (train.py --weights); `random`: built from the config, the loss means nothing. */
+  weights: z
+    .object({ mode: z.enum(['pretrained', 'auto', 'random']), source: z.enum(['pretrained', 'random']), configFrom: z.string().optional(), tokenizer: z.string().optional(), note: z.string().optional() })
+    .optional(),
 })
 
 export const stepEvent = z.object({

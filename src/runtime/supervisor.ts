@@ -388,7 +388,7 @@ function refuseFinished(runDir: string, flag: '--resume' | '--output'): void {
 /** KAITO's completion marker, written by the trainer last, after the adapter. */
 const COMPLETED_SENTINEL = 'fine_tuning_completed.txt'
 
-const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows', 'loss', 'offloadActivations', 'packing', 'nproc', 'parallelism', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort'] as const
+const RESUMABLE = ['config', 'model', 'data', 'maxSteps', 'device', 'method', 'skipBadRows', 'loss', 'offloadActivations', 'packing', 'nproc', 'parallelism', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort', 'weights'] as const
 
 function resumableOptions(options: unknown): Partial<TuneOptions> {
   if (!options || typeof options !== 'object') return {}
@@ -424,6 +424,7 @@ function trainerArgs(
   if (opts.loss) args.push('--loss', opts.loss)
   if (opts.offloadActivations) args.push('--offload-activations')
   if (opts.packing) args.push('--packing')
+  if (opts.weights && opts.weights !== 'pretrained') args.push('--weights', opts.weights)
   // The max_length worst case: the trainer echoes it; the run's prediction follows its batches.
   if (ctx.prediction) args.push('--predicted-peak-bytes', String(ctx.prediction.record.peakAllocatedBytes))
   if (isDistributed(opts)) args.push('--parallelism', opts.parallelism ?? 'ddp')

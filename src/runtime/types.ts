@@ -28,10 +28,20 @@ export type TuneOptions = {
   loss?: LossImpl
   offloadActivations?: boolean
   packing?: boolean
+  /**
+   * Where the base's weights come from (train.py --weights): `pretrained` (default) needs the real
+   * ones; `auto` builds random ones from the model's config when they are absent; `random` always
+   * does. Random weights measure memory and speed; the loss means nothing.
+   */
+  weights?: WeightsMode
   runId?: string
   /** Extra environment for the trainer process. */
   env?: Record<string, string>
 } & DistributedOptions
+
+/** train.py --weights. */
+export const WEIGHTS_MODES = ['pretrained', 'auto', 'random'] as const
+export type WeightsMode = (typeof WEIGHTS_MODES)[number]
 
 export interface RunHandle {
   readonly id: string

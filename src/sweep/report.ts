@@ -171,6 +171,14 @@ export function reportMarkdown(doc: SweepDoc, plots: string[]): string {
   lines.push(`# Sweep ${doc.spec.name}`, '')
   if (doc.spec.description) lines.push(doc.spec.description.trim(), '')
   lines.push(`Device: ${doc.device}${doc.gpu ? ` (${doc.gpu.name}, ${formatBytes(doc.gpu.memoryBytes)})` : ''}. Base: ${pointKey(doc.spec.base) || 'the default config'}. Grid: ${grid.join(' × ')}, ${doc.points.length} points. Peak memory is live tensor bytes (CUDA: max_memory_allocated; CPU: tracked tensors); the prediction is the run's own, at the longest batch it trained.`, '')
+  const random = doc.points.filter((p) => p.weights === 'random')
+  if (random.length) {
+    const all = random.length === doc.points.filter((p) => p.weights).length
+    lines.push(
+      `**Random weights** at ${all ? 'every point' : `${random.length} of ${doc.points.length} points (${random.map((p) => p.index).join(', ')})`}: the model's weights were not here, so each run built it from its config with random weights (--weights ${doc.weights ?? 'auto'}). Peak memory and tokens/s are the real model's; the loss means nothing.`,
+      '',
+    )
+  }
   lines.push('## Findings', '')
   for (const f of findings(doc)) lines.push(`- ${f}`)
   lines.push('')

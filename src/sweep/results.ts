@@ -2,6 +2,7 @@
  * A sweep's results: one record per point, the points.json document and the points.csv table
  * (DESIGN.md §2.1e names). Pure.
  */
+import type { WeightsMode } from '../runtime/types.ts'
 import { SWEEP_FIELDS, type PointFields, type SweepSpec } from './spec.ts'
 
 /** How a point ended: `oom` and `failed` are results too (the sweep goes on); `cancelled` reruns. */
@@ -35,6 +36,8 @@ export type PointResult = {
   seconds: number
   device: string | null
   runDir: string
+  /** Where the run's base weights came from (its start event): `random` ones measure memory and speed, not loss. */
+  weights?: 'pretrained' | 'random' | null
 }
 
 /** measured / predicted, or null. */
@@ -51,6 +54,8 @@ export type SweepDoc = {
   device: 'cpu' | 'cuda'
   /** The GPU's name and memory when the sweep ran on one (the plots draw it as a line). */
   gpu: { name: string; memoryBytes: number } | null
+  /** What the sweep asked the trainer for (train.py --weights); each point's `weights` says what it got. */
+  weights?: WeightsMode
   grid: string[]
   points: PointResult[]
   updatedAt: string
@@ -69,7 +74,7 @@ export function median(xs: number[]): number | null {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-const CSV_TAIL = ['state', 'predictedPeakBytes', 'measuredPeakBytes', 'tokensPerSecond', 'measuredOverPredicted', 'predictedState', 'measuredReservedBytes', 'measuredDeviceUsedBytes', 'trainedSeq', 'steps', 'seconds', 'message'] as const
+const CSV_TAIL = ['state', 'predictedPeakBytes', 'measuredPeakBytes', 'tokensPerSecond', 'measuredOverPredicted', 'predictedState', 'measuredReservedBytes', 'measuredDeviceUsedBytes', 'trainedSeq', 'steps', 'seconds', 'weights', 'message'] as const
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return ''
@@ -98,6 +103,7 @@ export function toCsv(doc: SweepDoc): string {
       trainedSeq: p.trainedSeq,
       steps: p.steps,
       seconds: p.seconds,
+      weights: p.weights,
       message: p.message,
     }
     return [p.index, ...fields.map((f) => p.fields[f]), ...CSV_TAIL.map((c) => tail[c])].map(csvCell).join(',')

@@ -14,6 +14,7 @@ import type { TrainerEvent } from '../runtime/events.ts'
 import { predictRun } from '../runtime/prediction.ts'
 import { runtimePaths } from '../runtime/python-env.ts'
 import { startRun } from '../runtime/supervisor.ts'
+import type { WeightsMode } from '../runtime/types.ts'
 import { pointInput, pointSections } from './point-config.ts'
 import { fitOverhead, rmsError, type CalibrationPoint } from './calibrate.ts'
 import { writeProfile, type DeviceProfile } from './profiles.ts'
@@ -30,6 +31,8 @@ export type SweepOptions = {
   steps?: number
   device?: 'auto' | 'cpu' | 'cuda'
   model?: string
+  /** train.py --weights for every point; default auto: a model without weights here is built from its config with random ones. */
+  weights?: WeightsMode
   /** Progress: a line to draw (overwrite) or print. */
   /** Before each point (done points so far of total; skipped: finished in an earlier run). */
   onPoint?: (p: { done: number; total: number; point: GridPoint; skipped: boolean }) => void
@@ -53,9 +56,13 @@ function dataPath(spec: SweepSpec, specPath: string): string | undefined {
 }
 
 /** What all points share: a rerun into the same --out with another base would mix two experiments. */
-function baseKeyOf(spec: SweepSpec, model: string | undefined, data: string | undefined, steps: number, device: string): string {
-  return JSON.stringify({ model: model ?? 'default', data: data ?? 'default', steps, device, base: pointKey(spec.base) })
+function baseKeyOf(spec: SweepSpec, model: string | undefined, data: string | undefined, steps: number, device: string, weights: WeightsMode): string {
+  // weights only when not the default, so the sweeps written before --weights existed still resume.
+  return JSON.stringify({ model: model ?? 'default', data: data ?? 'default', steps, device, base: pointKey(spec.base), ...(weights !== DEFAULT_WEIGHTS ? { weights } : {}) })
 }
+
+/** A sweep measures memory and speed: a model with no weights here is built from its config with random ones (said in report.md). */
+export const DEFAULT_WEIGHTS: WeightsMode = 'auto'
 
 function readPrevious(out: string): SweepDoc | null {
   const path = join(out, 'points.json')
@@ -102,7 +109,8 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
   const data = dataPath(spec, opts.specPath)
   const steps = opts.steps ?? spec.steps ?? DEFAULT_STEPS
   const out = resolve(opts.out)
-  const baseKey = baseKeyOf(spec, model, data && relative(process.cwd(), data), steps, device)
+  const weights = opts.weights ?? DEFAULT_WEIGHTS
+  const baseKey = baseKeyOf(spec, model, data && relative(process.cwd(), data), steps, device, weights)
 
   const previous = readPrevious(out)
   if (previous && previous.baseKey !== baseKey) {
@@ -124,6 +132,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
     baseKey,
     device,
     gpu: gpuInfo(device),
+    weights,
     grid: variedFields(spec),
     points: [],
     updatedAt: '',
@@ -155,7 +164,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
       }
       if (interrupted) break
       opts.onPoint?.({ done: results.length, total: points.length, point, skipped: false })
-      const result = await runPoint(point, { ...opts, out, device, model, data, steps, base })
+      const result = await runPoint(point, { ...opts, out, device, model, data, steps, base, weights })
       if (result.state === 'cancelled') interrupted = true
       results.push(result)
       ran += 1
@@ -176,6 +185,7 @@ type PointContext = SweepOptions & {
   model: string | undefined
   data: string | undefined
   steps: number
+  weights: WeightsMode
   base: Awaited<ReturnType<typeof predictRun>>
 }
 
@@ -218,7 +228,7 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   let run
   try {
     run = await startRun(
-      { config: configPath, model: ctx.model === 'default' ? undefined : ctx.model, data: ctx.data, output: runDir, maxSteps: ctx.steps, device: ctx.device, method, env: ctx.env },
+      { config: configPath, model: ctx.model === 'default' ? undefined : ctx.model, data: ctx.data, output: runDir, maxSteps: ctx.steps, device: ctx.device, method, weights: ctx.weights, env: ctx.env },
       { onProgress: ctx.onLog, forwardSignals: true },
     )
   } catch (err) {
@@ -230,8 +240,10 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   let reserved = 0
   let deviceUsed = 0
   let lastMessage: string | undefined
+  let weights: PointResult['weights'] = null
   run.on('event', (event: TrainerEvent) => {
-    if (event.type === 'step') {
+    if (event.type === 'start') weights = event.weights?.source ?? 'pretrained'
+    else if (event.type === 'step') {
       rates.push({ step: event.step, rate: event.tokensPerSecond })
       reserved = Math.max(reserved, event.memory.reservedBytes)
       deviceUsed = Math.max(deviceUsed, event.memory.deviceUsedBytes)
@@ -264,6 +276,7 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
     steps: summary.steps,
     seconds: (Date.now() - started) / 1000,
     device: summary.device,
+    weights,
   }
 }
 

@@ -11,6 +11,7 @@
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { ConfigError, type Issue } from '../errors.ts'
+import { findModelSync } from '../catalog/models.ts'
 import { PLAN_FIELDS, planField, type PlanFieldName } from '../planner/fields.ts'
 
 /**
@@ -221,7 +222,8 @@ function checkSize(path: string, raw: Record<string, unknown[]>, issues: Issue[]
  * @example atScale(spec, 'phi-3-mini-128k-instruct').grid.rank // [8, 16, 64, 256, 16384]
  */
 export function atScale(spec: SweepSpec, model: string | undefined): SweepSpec {
-  const sc = model ? spec.scales?.[model] : undefined
+  // Any name the catalog answers to (its hub id, an alias) selects the catalog id's scale.
+  const sc = model ? (spec.scales?.[model] ?? spec.scales?.[findModelSync(model)?.name ?? '']) : undefined
   if (!sc) return spec
   return { ...spec, base: { ...spec.base, ...sc.base }, grid: { ...spec.grid, ...sc.grid }, ...(sc.points ? { points: sc.points } : {}), steps: sc.steps ?? spec.steps }
 }

@@ -3,6 +3,7 @@
  * point's training_config through the codec (decoded back, it is the point), CSV and findings.
  */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { ConfigError } from '../../src/errors.ts'
 import { decode, readSectionsForTest } from './helpers.ts'
@@ -75,6 +76,30 @@ test('a listed-points spec and a model scale', () => {
   assert.equal(big.base.seq, 1024)
 })
 
+test("the shipped seed specs: the tiny model's values by default, the seed's own at phi-3-mini-128k-instruct's scale", async () => {
+  const { readFileSync } = await import('node:fs')
+  const read = (name: string) => parseSpec(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'sweeps', `${name}.yaml`), 'utf8'), name)
+  const seed = (name: string) => expandGrid(atScale(read(name), 'phi-3-mini-128k-instruct'))
+  const tiny = (name: string) => expandGrid(read(name))
+  const values = (points: { fields: Record<string, unknown> }[], f: string) => points.map((p) => p.fields[f])
+  assert.deepEqual(values(seed('seed-rank'), 'rank'), [8, 16, 64, 256, 16384])
+  assert.deepEqual(values(tiny('seed-rank'), 'rank'), [1, 4, 16, 1024])
+  assert.deepEqual(values(seed('seed-batch'), 'batch'), [1, 2, 4, 8])
+  assert.deepEqual(values(tiny('seed-batch'), 'batch'), [1, 2, 4])
+  assert.deepEqual(values(seed('seed-lora-qlora-seq'), 'seq'), [1024, 2048, 3072, 4096, 1024, 2048, 3072, 4096, 8192])
+  // The tiny model's context is 512 tokens: no CPU point asks for more.
+  for (const name of ['seed-batch', 'seed-lora-qlora-seq', 'seed-precision', 'seed-rank', 'seed-targets']) {
+    assert.ok(tiny(name).every((p) => Number(p.fields.seq) <= 512), name)
+    assert.ok(seed(name).every((p) => Number(p.fields.seq) >= 1024), name)
+  }
+})
+
+test("a catalog model's scale is found by any name the catalog answers to", () => {
+  const spec = parseSpec('name: s\nbase: { seq: 64 }\ngrid: { rank: [1, 2] }\nscales:\n  phi-3-mini-128k-instruct: { grid: { rank: [8, 16384] }, base: { seq: 1024 } }\n', 's.yaml')
+  for (const name of ['phi-3-mini-128k-instruct', 'microsoft/Phi-3-mini-128k-instruct', 'phi3-mini-128k']) assert.deepEqual(atScale(spec, name).grid.rank, [8, 16384], name)
+  assert.deepEqual(atScale(spec, 'phi-3-mini-4k-instruct').grid.rank, [1, 2])
+})
+
 test("a point's training_config decodes back to the point (the run predicts what it runs)", async () => {
   const model = await loadModel('phi-3-mini-128k-instruct')
   const sections = readSectionsForTest()
@@ -145,8 +170,17 @@ test('batch and rank findings', () => {
 test('points.csv has the fields, then state, predicted, measured and tokens/s; quotes what needs it', () => {
   const p = { ...point(0, { targets: ['qkv_proj', 'o_proj'], rank: 8 }, 10, 11), state: 'failed' as const, message: 'bad, "quoted"' }
   const csv = toCsv(doc(['targets'], [p])).split('\n')
-  assert.equal(csv[0], 'index,rank,targets,state,predictedPeakBytes,measuredPeakBytes,tokensPerSecond,measuredOverPredicted,predictedState,measuredReservedBytes,measuredDeviceUsedBytes,trainedSeq,steps,seconds,message')
-  assert.equal(csv[1], '0,8,qkv_proj+o_proj,failed,11,10,100,0.9091,,,,64,2,1,"bad, ""quoted"""')
+  assert.equal(csv[0], 'index,rank,targets,state,predictedPeakBytes,measuredPeakBytes,tokensPerSecond,measuredOverPredicted,predictedState,measuredReservedBytes,measuredDeviceUsedBytes,trainedSeq,steps,seconds,weights,message')
+  assert.equal(csv[1], '0,8,qkv_proj+o_proj,failed,11,10,100,0.9091,,,,64,2,1,,"bad, ""quoted"""')
+})
+
+test('report.md says which points ran on random weights, and says nothing when none did', () => {
+  const pts = [{ ...point(0, { rank: 8 }, 10, 10), weights: 'random' as const }, { ...point(1, { rank: 16 }, 11, 11), weights: 'pretrained' as const }]
+  const mixed = reportMarkdown({ ...doc(['rank'], pts), weights: 'auto' }, [])
+  assert.match(mixed, /\*\*Random weights\*\* at 1 of 2 points \(0\): .*--weights auto.*the loss means nothing/)
+  const all = reportMarkdown({ ...doc(['rank'], pts.map((p) => ({ ...p, weights: 'random' as const }))), weights: 'random' }, [])
+  assert.match(all, /\*\*Random weights\*\* at every point: .*--weights random/)
+  assert.doesNotMatch(reportMarkdown(doc(['rank'], [point(0, { rank: 8 }, 10, 10)]), []), /Random weights/)
 })
 
 test('calibration fits the mean residual as workspace on CPU, and context and slack from CUDA counters', async () => {

@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { newRunId } from '../../runtime/run-id.ts'
 import { runState, trainerEvent } from '../../runtime/events.ts'
 import { LOSSES } from '../../planner/fields.ts'
+import { WEIGHTS_MODES } from '../../runtime/types.ts'
 import type { RunStore } from '../../store/runs.ts'
 import { readTuningFile } from '../../config/parse.ts'
 import { readJson } from '../body.ts'
@@ -49,6 +50,8 @@ const createRunBody = z
     loss: z.enum(LOSSES).optional(),
     offloadActivations: z.boolean().optional(),
     packing: z.boolean().optional(),
+    // As `headroom tune --weights`: random weights from the model's config (memory experiments).
+    weights: z.enum(WEIGHTS_MODES).optional(),
     // Distributed on this server's node (issue 12), as `headroom tune --nproc N --parallelism P`;
     // multi-node runs start one supervisor per node, from the CLI.
     nproc: z.number().int().min(1).max(1024).optional(),
