@@ -5,9 +5,9 @@
  * batch's examples end to end in one row, python/headroom_runtime/_data.py collate_packed).
  * Same seed, same data order, so both train on the same examples at every step.
  *
- * Reports tokens/s over non-padding tokens (the step events' `tokens`, what the summary's
- * tokensPerSecond counts) of steps 2..N, over the wall-clock from the end of step 1 to the end
- * of step N (bench/tune-throughput.ts's window), and both loss curves. Runs alternate (padded,
+ * Reports the run summary's tokensPerSecond (non-padding tokens over the steady steps: after step
+ * 1 and outside the steps whose memory the trainer measures, python/headroom_runtime/_throughput.py),
+ * and both loss curves. Runs alternate (padded,
  * packed, padded, packed…) so a busy machine slows both alike. Targets (issue 13): packed >= 1.3x
  * padded tokens/s; the loss curves within noise (same examples, so the per-step difference is
  * float rounding: reported as the largest relative per-step difference).
@@ -53,9 +53,9 @@ async function run(packing: boolean): Promise<Side> {
   if (summary.state !== 'succeeded' || steps.length < 2) throw new Error(`headroom tune (packing ${packing}) ended ${summary.state} after ${steps.length} steps`)
   const ran = (start?.config?.TrainingArguments as Record<string, unknown> | undefined)?.packing === true
   if (ran !== packing) throw new Error(`the trainer ran with packing=${ran}, not ${packing}`)
-  const tokens = steps.slice(1).reduce((n, s) => n + s.tokens, 0)
+  if (typeof summary.tokensPerSecond !== 'number') throw new Error(`headroom tune (packing ${packing}) reported no tokensPerSecond in its summary`)
   return {
-    tokensPerSecond: tokens / ((steps[steps.length - 1].t - steps[0].t) / 1000),
+    tokensPerSecond: summary.tokensPerSecond,
     losses: steps.map((s) => s.loss), tokens: steps.map((s) => s.tokens), seqLens: steps.map((s) => s.seqLen ?? 0), computeDtype: start?.computeDtype,
   }
 }

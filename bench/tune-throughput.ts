@@ -15,10 +15,13 @@
  * copy of the default config; plain: plain_peft.py --packing). Target: ratio >= 1.0. Writes
  * bench/results/tune-throughput-packing.json.
  *
- * Both sides count the non-padding tokens of steps 2..N over the wall-clock time from the end of
- * step 1 to the end of step N. For headroom that window is read from the step events' `t`
- * (so it includes event emission, memory telemetry and the supervisor), through the same
- * startRun the CLI uses. Runs alternate (headroom, plain, headroom, plain, …) so a busy
+ * Both sides count the non-padding tokens of steps 2..N. The plain loop times them with one
+ * clock from the end of step 1 to the end of step N. Headroom's figure is its run summary's
+ * tokensPerSecond (through the same startRun the CLI uses): each steady step's own seconds,
+ * from batch collation to the optimizer step, leaving out the CPU steps whose memory the trainer
+ * measures (step 2 and every 100th: MemTracker hooks every op and runs several times slower;
+ * the plain loop measures nothing). Between-step work (the event line, the RSS sample) is
+ * outside headroom's window and inside the plain loop's, which has none of it. Runs alternate (headroom, plain, headroom, plain, …) so a busy
  * machine slows both alike. Writes bench/results/tune-throughput.json.
  */
 import { execFileSync, spawn } from 'node:child_process'
@@ -79,8 +82,10 @@ async function headroomTokensPerSecond(dtype: Dtype): Promise<number> {
   const packing = (start?.config?.TrainingArguments as Record<string, unknown> | undefined)?.packing === true
   if (packing !== PACKING) throw new Error(`headroom tune ran with packing=${packing}, not ${PACKING}`)
   if (start?.computeDtype !== dtype) throw new Error(`headroom tune computed in ${start?.computeDtype}, not ${dtype}: the comparison would not be like with like`)
-  const tokens = steps.slice(1).reduce((n, s) => n + s.tokens, 0)
-  return tokens / ((steps[steps.length - 1].t - steps[0].t) / 1000)
+  // The summary's figure: steady steps only (after step 1, outside the steps whose memory the
+  // trainer measures, which the plain loop does not do), each step's own seconds.
+  if (typeof summary.tokensPerSecond !== 'number') throw new Error('headroom tune reported no tokensPerSecond in its summary')
+  return summary.tokensPerSecond
 }
 
 function plainTokensPerSecond(dtype: Dtype): Promise<number> {

@@ -34,6 +34,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ._throughput import Throughput
 from .events import InputError, emit, log, reader_gone
 
 EXIT_OK, EXIT_INPUT, EXIT_INTERNAL, EXIT_OOM, EXIT_PREEMPTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -378,6 +379,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
         first_loss = loss if first_loss is None else first_loss
         last_loss = loss
         run.steps, run.first_loss, run.last_loss, run.peak = step, first_loss, last_loss, memory.peak_bytes
+        run.throughput.add(tokens, seconds, first=step == first_step, measured=measuring)
         emit("step", step=step, totalSteps=total_steps, loss=loss, lr=lr, tokens=tokens, seqLen=seq_len,
              tokensPerSecond=tokens / seconds if seconds > 0 else 0.0, epoch=micro_batches_done / order.per_epoch,
              memory=memory.sample())
@@ -453,6 +455,7 @@ class Run:
         self.output_dir: Path | None = None
         self.device, self.method, self.predicted = "cpu", None, None
         self.steps, self.first_loss, self.last_loss, self.peak = 0, None, None, None
+        self.throughput = Throughput()
         self.adapter_dir = self.checkpoint = None
         self.is_main, self.per_rank = True, None  # per_rank: each rank's measured peak (distributed runs)
         self._done = False
@@ -467,6 +470,7 @@ class Run:
             # longest batch trained) is the supervisor's, which knows the planner.
             "adapterDir": self.adapter_dir, "device": self.device, "predictedMaxLengthPeakBytes": self.predicted,
             "measuredPeakBytes": self.peak or None,
+            "tokensPerSecond": self.throughput.tokens_per_second,
         }
         if self.per_rank is not None:
             summary["ranks"] = len(self.per_rank)

@@ -140,6 +140,11 @@ export const runSummary = z.object({
   /** Ranks in the run (1 for one process) and each rank's measured peak, in rank order (null: not measured). */
   ranks: z.number().int().positive().optional(),
   measuredPeakBytesPerRank: z.array(bytes).nullable().optional(),
+  /**
+   * Non-padding tokens per second over the run's steady steps: after its first step, outside the
+   * CPU steps whose memory is measured (python/headroom_runtime/_throughput.py); null before any step.
+   */
+  tokensPerSecond: z.number().nonnegative().nullable().optional(),
 })
 export type RunSummary = z.infer<typeof runSummary>
 

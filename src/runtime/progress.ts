@@ -57,6 +57,7 @@ export function summaryLines(summary: RunSummary, extra: { predictedAt?: string;
   if (summary.ranks !== undefined && summary.ranks > 1 && perRank) {
     lines.push(`peak per rank: ${perRank.map((b, rank) => `rank ${rank} ${b ? `${formatBytes(b)} (${ratio(b, predicted)})` : 'n/a (another node)'}`).join(', ')}; predicted ${predicted !== null ? formatBytes(predicted) : 'n/a'} each`)
   }
+  if (typeof summary.tokensPerSecond === 'number') lines.push(`throughput: ${formatCount(summary.tokensPerSecond)} tok/s (non-padding tokens, steady steps)`)
   if (summary.adapterDir) lines.push(`adapter: ${summary.adapterDir}`)
   lines.push(`run directory: ${extra.runDir}`)
   return lines

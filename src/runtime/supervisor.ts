@@ -259,6 +259,7 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
         measuredPeakBytes: null,
         ranks: worldSize(opts),
         measuredPeakBytesPerRank: null,
+        tokensPerSecond: null,
       },
     }
     const run = new SupervisedRun(id, outputDir, record)
@@ -529,6 +530,7 @@ function applyEvent(run: SupervisedRun, event: TrainerEvent): void {
       r.summary.device = s.device
       if (s.measuredPeakBytes !== null) r.summary.measuredPeakBytes = Math.max(r.summary.measuredPeakBytes ?? 0, s.measuredPeakBytes)
       s.measuredPeakBytesPerRank?.forEach((bytes, rank) => notePeak(r, rank, bytes))
+      if (s.tokensPerSecond !== undefined) r.summary.tokensPerSecond = s.tokensPerSecond
       return
     }
     case 'eval':

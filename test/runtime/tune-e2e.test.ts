@@ -8,7 +8,7 @@ import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, T
 
 const skip = e2eSkipReason()
 
-const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps']
+const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps', 'tokensPerSecond']
 
 test('default tune --json --max-steps 10: summary line, adapter files, both peaks', { skip }, async () => {
   const out = join(tmp(), 'run')
@@ -26,6 +26,9 @@ test('default tune --json --max-steps 10: summary line, adapter files, both peak
   assert.ok(typeof summary.predictedPeakBytes === 'number' && summary.predictedPeakBytes > 0)
   assert.ok(typeof summary.firstLoss === 'number' && typeof summary.lastLoss === 'number')
   assert.match(r.stderr, /measured\/predicted \d+\.\d\dx/)
+  // Steady steps only (3..10 here: step 1 warms up, step 2's memory is measured).
+  assert.ok(typeof summary.tokensPerSecond === 'number' && summary.tokensPerSecond > 0)
+  assert.match(r.stderr, new RegExp(`throughput: ${Math.round(summary.tokensPerSecond as number).toLocaleString('en-US')} tok/s`))
   const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))
   assert.equal(record.state, 'succeeded')
   assert.deepEqual(record.summary, summary)

@@ -175,8 +175,11 @@ test('the run view of a default run started through the API shows predicted vs m
     const ratio = Number(/^(\d+\.\d\d)x/.exec(rendered)?.[1])
     assert.ok(ratio >= 0.9 && ratio <= 1.1, `the run view says measured/predicted ${rendered}`)
     // The figure the page renders is the terminal's: measured over the prediction at the longest batch.
-    const run = (await (await fetch(`${server.url}/v1/runs/${created.id}`)).json()) as { predictedPeakBytes: number; predictedMaxLengthPeakBytes: number; measuredPeakBytes: number }
+    const run = (await (await fetch(`${server.url}/v1/runs/${created.id}`)).json()) as { predictedPeakBytes: number; predictedMaxLengthPeakBytes: number; measuredPeakBytes: number; summary: { tokensPerSecond: number } }
     assert.equal(rendered.split(' ')[0], `${(run.measuredPeakBytes / run.predictedPeakBytes).toFixed(2)}x`)
+    // The summary's throughput, as the terminal prints it.
+    assert.ok(run.summary.tokensPerSecond > 0)
+    assert.equal(await stat('throughput'), `${Math.round(run.summary.tokensPerSecond).toLocaleString('en-US')} tok/s`)
     assert.match(await stat('max-length'), /GiB/)
     assert.notEqual(await stat('max-length'), await stat('predicted'), 'the max_length worst case is shown beside, not instead')
     assert.ok((await pixelsNear(page, '#mem-chart canvas', '#e8590c')) > 50, 'the predicted peak line is drawn')

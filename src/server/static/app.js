@@ -262,6 +262,9 @@ function showRun(id) {
         ['ratio', 'Measured / predicted', measuredOverPredicted(run.measuredPeakBytes, run.predictedPeakBytes)],
         ['max-length', 'Worst case at max_length', bytesOr(run.predictedMaxLengthPeakBytes)],
       ]
+      // The summary's throughput (steady steps, non-padding tokens), the terminal's figure; none while running.
+      const tps = run.summary?.tokensPerSecond
+      if (typeof tps === 'number') stats.push(['throughput', 'Throughput (steady steps)', `${Math.round(tps).toLocaleString('en-US')} tok/s`])
       // Distributed runs: each rank's measured peak against the planner's per-rank prediction.
       const perRank = run.summary?.measuredPeakBytesPerRank ?? (d.rankPeaks.length > 1 ? d.rankPeaks : null)
       if (perRank && perRank.length > 1) {
