@@ -234,9 +234,6 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   } catch (err) {
     return { ...result, seconds: (Date.now() - started) / 1000, message: (err as Error).message }
   }
-  // Tokens/s by step: the first pays for warm-up, and on CPU the first two are measured with
-  // MemTracker (python/headroom_runtime/_memory.py should_measure), which slows them many times.
-  const rates: { step: number; rate: number }[] = []
   let reserved = 0
   let deviceUsed = 0
   let lastMessage: string | undefined
@@ -244,7 +241,6 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   run.on('event', (event: TrainerEvent) => {
     if (event.type === 'start') weights = event.weights?.source ?? 'pretrained'
     else if (event.type === 'step') {
-      rates.push({ step: event.step, rate: event.tokensPerSecond })
       reserved = Math.max(reserved, event.memory.reservedBytes)
       deviceUsed = Math.max(deviceUsed, event.memory.deviceUsedBytes)
       ctx.onStep?.({ point, step: event.step, totalSteps: event.totalSteps })
@@ -260,8 +256,9 @@ async function runPoint(point: GridPoint, ctx: PointContext): Promise<PointResul
   const summary = await run.done
   const state: PointState = summary.state === 'succeeded' ? 'succeeded' : summary.state === 'oom' ? 'oom' : summary.state === 'cancelled' || summary.state === 'preempted' ? 'cancelled' : 'failed'
   const plan = run.prediction?.plan
-  const unmeasured = rates.filter((r) => r.step > (ctx.device === 'cpu' ? 2 : 1))
-  const tokensPerSecond = median((unmeasured.length ? unmeasured : rates.filter((r) => r.step > 1)).map((r) => r.rate))
+  // The run's own throughput (the summary's: steady steps, python/headroom_runtime/_throughput.py),
+  // the figure `tune` prints for the same run.
+  const tokensPerSecond = summary.tokensPerSecond ?? null
   return {
     ...result,
     state,
