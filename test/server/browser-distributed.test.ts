@@ -5,24 +5,19 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { chromiumSkip, launchChromium } from './chromium.ts'
 import { startServer } from '../../src/server/server.ts'
 import { twoRankEvents } from './two-rank-events.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 
-test('the run view of a 2-rank run shows the peak per rank', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}`, timeout: 120_000 }, async () => {
+test('the run view of a 2-rank run shows the peak per rank', { skip: chromiumSkip, timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'headroom-browser-'))
   const server = await startServer({ db: join(dir, 'h.db'), port: 0, processMetrics: false })
-  const userDataDir = mkdtempSync(join(tmpdir(), 'headroom-chromium-'))
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const browser = await launchChromium()
+  const context = browser.context
   try {
     const page = context.pages()[0] ?? (await context.newPage())
     const errors: string[] = []
@@ -40,9 +35,8 @@ test('the run view of a 2-rank run shows the peak per rank', { skip: !existsSync
     assert.equal(await page.$eval('#mem-chart', (e) => (e as HTMLElement).dataset.points), '6')
     assert.deepEqual(errors, [])
   } finally {
-    await context.close()
+    await browser.close()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
-    rmSync(userDataDir, { recursive: true, force: true })
   }
 })

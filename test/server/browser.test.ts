@@ -6,15 +6,15 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { chromiumSkip, launchChromium } from './chromium.ts'
 import { startServer } from '../../src/server/server.ts'
 import { cannedEvents } from './helpers.ts'
 import { e2eSkipReason } from '../runtime/helpers.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = join(import.meta.dirname, '../../test-artifacts')
 
 /** Counts canvas pixels within `tolerance` of an RGB colour (uPlot anti-aliases its lines). */
@@ -35,17 +35,12 @@ async function pixelsNear(page: Page, selector: string, hex: string, tolerance =
   )
 }
 
-test('the dashboard draws the plan explorer and a live run', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}`, timeout: 120_000 }, async () => {
+test('the dashboard draws the plan explorer and a live run', { skip: chromiumSkip, timeout: 120_000 }, async () => {
   mkdirSync(ARTIFACTS, { recursive: true })
   const dir = mkdtempSync(join(tmpdir(), 'headroom-browser-'))
   const server = await startServer({ db: join(dir, 'h.db'), port: 0, processMetrics: false })
-  const userDataDir = mkdtempSync(join(tmpdir(), 'headroom-chromium-'))
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 1000 },
-  })
+  const browser = await launchChromium({ width: 1280, height: 1000 })
+  const context = browser.context
   try {
     const page = context.pages()[0] ?? (await context.newPage())
     const consoleErrors: string[] = []
@@ -141,24 +136,18 @@ test('the dashboard draws the plan explorer and a live run', { skip: !existsSync
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-run.png'), fullPage: true })
     assert.deepEqual(consoleErrors, [])
   } finally {
-    await context.close()
+    await browser.close()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
-    rmSync(userDataDir, { recursive: true, force: true })
   }
 })
 
-test('the run view of a default run started through the API shows predicted vs measured as the terminal does', { skip: (!existsSync(CHROMIUM) && `no ${CHROMIUM}`) || e2eSkipReason(), timeout: 300_000 }, async () => {
+test('the run view of a default run started through the API shows predicted vs measured as the terminal does', { skip: chromiumSkip || e2eSkipReason(), timeout: 300_000 }, async () => {
   mkdirSync(ARTIFACTS, { recursive: true })
   const dir = mkdtempSync(join(tmpdir(), 'headroom-browser-'))
   const server = await startServer({ db: join(dir, 'h.db'), port: 0, runsDir: join(dir, 'runs'), processMetrics: false })
-  const userDataDir = mkdtempSync(join(tmpdir(), 'headroom-chromium-'))
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 1000 },
-  })
+  const browser = await launchChromium({ width: 1280, height: 1000 })
+  const context = browser.context
   try {
     const res = await fetch(`${server.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ maxSteps: 3, device: 'cpu' }) })
     const created = (await res.json()) as { id: string }
@@ -186,9 +175,8 @@ test('the run view of a default run started through the API shows predicted vs m
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-default-run.png'), fullPage: true })
     assert.deepEqual(consoleErrors, [])
   } finally {
-    await context.close()
+    await browser.close()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
-    rmSync(userDataDir, { recursive: true, force: true })
   }
 })

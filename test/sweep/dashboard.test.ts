@@ -9,18 +9,17 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { chromium } from 'playwright-core'
+import { chromiumSkip, launchChromium } from '../server/chromium.ts'
 import { startServer } from '../../src/server/server.ts'
 import type { PointResult, SweepDoc } from '../../src/sweep/results.ts'
 import { ROOT } from './helpers.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 
 function point(index: number, rank: number, measured: number): PointResult {
   return { index, key: `rank=${rank}`, fields: { rank }, varied: { rank }, state: 'succeeded', predictedPeakBytes: measured * 1.02, predictedState: null, measuredPeakBytes: measured, measuredReservedBytes: null, measuredDeviceUsedBytes: null, tokensPerSecond: 100 + index, trainedSeq: 64, steps: 2, seconds: 1, device: 'cpu', runDir: `runs/00${index}` }
 }
 
-test('the dashboard lists a sweep and shows its table and plot', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM}`, timeout: 120_000 }, async () => {
+test('the dashboard lists a sweep and shows its table and plot', { skip: chromiumSkip, timeout: 120_000 }, async () => {
   const sweeps = mkdtempSync(join(tmpdir(), 'headroom-sweeps-'))
   const dir = join(sweeps, 'ranks')
   mkdirSync(dir)
@@ -31,11 +30,8 @@ test('the dashboard lists a sweep and shows its table and plot', { skip: !exists
   assert.ok(existsSync(join(dir, 'memory-vs-rank.png')))
 
   const server = await startServer({ db: ':memory:', port: 0, processMetrics: false, sweepsDir: sweeps })
-  const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'headroom-chromium-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const browser = await launchChromium()
+  const context = browser.context
   try {
     const list = (await (await fetch(`${server.url}/v1/sweeps`)).json()) as { sweeps: { name: string; points: number }[] }
     assert.deepEqual(list.sweeps.map((s) => [s.name, s.points]), [['ranks', 3]])
@@ -61,7 +57,7 @@ test('the dashboard lists a sweep and shows its table and plot', { skip: !exists
     assert.ok(loaded.w > 300)
     assert.deepEqual(errors, [])
   } finally {
-    await context.close()
+    await browser.close()
     await server.close()
   }
 })
