@@ -6,10 +6,13 @@ export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'headroom')
 
 export type CliResult = { status: number | null; stdout: string; stderr: string }
 
-/** Runs `headroom <args>` and collects its output. */
-export function runCli(args: string[], timeoutMs = 120_000): Promise<CliResult> {
+export type CliOptions = { env?: Record<string, string>; timeoutMs?: number; cwd?: string }
+
+/** Runs `headroom <args>` and collects its output (a number: the timeout in ms). */
+export function runCli(args: string[], opts: number | CliOptions = {}): Promise<CliResult> {
+  const { env, timeoutMs = 120_000, cwd } = typeof opts === 'number' ? { timeoutMs: opts } : opts
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, ...(env ? { env: { ...process.env, ...env } } : {}), ...(cwd ? { cwd } : {}) })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
