@@ -4,6 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { activationTerms, layerActivations, type ActivationOptions } from '../../src/planner/activations.ts'
+import { archFromHfConfig } from '../../src/catalog/index.ts'
 import { modelShape } from '../../src/planner/shape.ts'
 import { matchTargets } from '../../src/planner/targets.ts'
 import { phi3Mini } from './fixtures.ts'
@@ -82,4 +83,22 @@ test('without checkpointing both working sets are still added to the held blocks
   const seq = 2048
   const got = activationTerms(layer, L, 1, seq, false).layerBackwardBytes
   assert.equal(got, seq * layer.backwardBytesPerToken + seq * seq * layer.backwardBytesPerTokenSeq + layer.dequantBytes)
+})
+
+test('tiny Phi-3 QLoRA eager at 128 tokens: the block term meets the highest moment measured op by op (bench/block_phases.py)', () => {
+  // .headroom/assets/tiny-phi3/config.json's shape.
+  const tiny = archFromHfConfig({
+    model_type: 'phi3', hidden_size: 256, intermediate_size: 768, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4,
+    vocab_size: 1024, max_position_embeddings: 512, tie_word_embeddings: false,
+  }, 'tiny-phi3')
+  const s = modelShape(tiny)
+  const layer = layerActivations(s, matchTargets(s, 'all-linear'), qlora)
+  // down_proj's own weight is the one dequantized beside its input's gradient, not gate_up_proj's twice larger one.
+  assert.equal(layer.mlpOutDequantBytes, 768 * 256 * 2)
+  assert.equal(layer.mlpInDequantBytes, 1536 * 256 * 2)
+  const got = activationTerms(layer, 4, 1, 128, true).layerBackwardBytes - 128 * layer.gradStreamBytesPerToken
+  // Measured above the live bytes before the top block recomputes (which hold the incoming gradient): 3,814,400 B at
+  // the recompute's LoRA sum, 3,716,096 in down_proj's backward and in the gated product's (docs/accuracy.md, "The MLP's
+  // backward, Linear by Linear"). The term before this change, whole block + 3·I·S + the largest weight, was 4,997,120.
+  assert.ok(Math.abs(got - 3_814_400) / 3_814_400 < 0.01, `planned ${got}`)
 })
