@@ -77,11 +77,14 @@ class World:
 
     # --- model --------------------------------------------------------------------------
 
-    def wrap(self, model, device: str, method: str):
-        """DDP or FSDP2 around the (LoRA) model; returns what the loop calls forward on."""
+    def wrap(self, model, device: str, method: str, loss: str = "full"):
+        """DDP or FSDP2 around the (LoRA) model and its loss (_loss.TrainingLoss, so that the chunked
+        loss runs inside the wrapper's forward); returns what the loop calls forward on."""
         if not self.enabled:
             return model
         import torch
+
+        from ._loss import TrainingLoss
 
         if self.parallelism == "fsdp":
             if method == "qlora":
@@ -102,17 +105,23 @@ class World:
                 raise InputError("model", "--parallelism fsdp: found no decoder layers (model.layers) to shard; use --parallelism ddp", "--parallelism")
             for layer in layers:
                 fully_shard(layer)
-            fully_shard(model)
-            return model
+            # The root: the parameters no layer owns (embedding, final norm, lm_head), gathered
+            # around TrainingLoss.forward, which is where the chunked loss calls the lm_head.
+            root = TrainingLoss(model, loss)
+            fully_shard(root)
+            return root
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.local_rank] if device == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(TrainingLoss(model, loss), device_ids=ids)
 
     @staticmethod
     def unwrap(model):
-        """The model under DDP's wrapper (FSDP2 changes the module in place: nothing to unwrap)."""
-        return getattr(model, "module", model)
+        """The model under DDP's wrapper and the loss module (FSDP2 changes modules in place)."""
+        from ._loss import TrainingLoss
+
+        model = getattr(model, "module", model)
+        return model.model if isinstance(model, TrainingLoss) else model
 
     # --- collectives --------------------------------------------------------------------
 
@@ -181,9 +190,10 @@ class World:
             return None
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        # Collective: every rank calls it; with cpu_offload only rank 0 keeps the result.
+        # Collective: every rank calls it; with cpu_offload only rank 0 keeps the result. Named as
+        # the model's own (without TrainingLoss's prefix), as save_pretrained and a resume expect.
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return state if self.is_main else None
+        return _renamed_model_state(state, _strip) if self.is_main else None
 
     def optimizer_state(self, model, optimizer) -> dict | None:
         """The optimizer's state dict to save: FSDP gathers the full one (keyed by parameter name)."""
@@ -192,7 +202,7 @@ class World:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         state = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return state if self.is_main else None
+        return _renamed_optimizer_state(state, _strip) if self.is_main else None
 
     def load_optimizer_state(self, model, optimizer, state: dict) -> None:
         if self.parallelism != "fsdp" or not self.enabled:
@@ -200,7 +210,37 @@ class World:
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(model, optimizer, _renamed_optimizer_state(state, _prefixed(model)), options=StateDictOptions(full_state_dict=True))
+
+
+# FSDP's full state dicts are keyed by parameter name under the module it sharded (TrainingLoss,
+# which adds "model."); checkpoints store the model's own names, so that they read the same as
+# before the loss module existed.
+def _strip(name: str) -> str:
+    from ._loss import PREFIX
+
+    return name.removeprefix(PREFIX)
+
+
+def _prefixed(model):
+    from ._loss import PREFIX, TrainingLoss
+
+    wrapped = isinstance(getattr(model, "module", model), TrainingLoss)
+    return lambda name: PREFIX + name if wrapped and not name.startswith(PREFIX) else name
+
+
+def _renamed_model_state(state: dict, rename) -> dict:
+    return {rename(k): v for k, v in state.items()}
+
+
+def _renamed_optimizer_state(state: dict, rename) -> dict:
+    """{"state": {name: ...}, "param_groups": [{"params": [name, ...], ...}]} with every name renamed."""
+    out = dict(state)
+    if isinstance(state.get("state"), dict):
+        out["state"] = {rename(k) if isinstance(k, str) else k: v for k, v in state["state"].items()}
+    if isinstance(state.get("param_groups"), list):
+        out["param_groups"] = [{**g, "params": [rename(p) if isinstance(p, str) else p for p in g.get("params", [])]} for g in state["param_groups"]]
+    return out
 
 
 def _decoder_layers(model) -> list:

@@ -112,8 +112,44 @@ def chunked_cross_entropy(hidden, head, labels, transform=None, chunk_tokens: in
 _MODULES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+class TrainingLoss(torch.nn.Module):
+    """The model and its loss as one module: what DDP and FSDP wrap under torchrun.
+
+    The chunked loss calls the decoder and the lm_head itself rather than the model's forward,
+    so with the wrapper around the model alone, the wrapper's forward (DDP: preparing the
+    gradient all-reduce; FSDP2's root: all-gathering the parameters no decoder layer owns, the
+    embedding, final norm and lm_head) would never run. Wrapping this module instead makes the
+    loss, whole or chunked, part of the wrapped forward: DDP syncs gradients and FSDP gathers
+    and frees shards exactly as with the full loss. (torchtune's recipes do the same: the
+    chunked loss runs on the output of the FSDP-wrapped model's forward.)
+    """
+
+    def __init__(self, model, implementation: str = "full", chunk_tokens: int = CHUNK_TOKENS):
+        super().__init__()
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"loss implementation {implementation!r}: use one of {', '.join(IMPLEMENTATIONS)}")
+        self.model, self.implementation, self.chunk_tokens = model, implementation, chunk_tokens
+
+    def forward(self, **batch):
+        return _loss(self.model, batch, self.implementation, self.chunk_tokens)
+
+
+# The prefix TrainingLoss adds to every parameter and state-dict name of the model it holds.
+PREFIX = "model."
+
+
 def loss(model, batch: dict, implementation: str = "full", chunk_tokens: int = CHUNK_TOKENS):
-    """The training loss of one batch (input_ids, labels, and attention_mask or position_ids)."""
+    """The training loss of one batch (input_ids, labels, and attention_mask or position_ids).
+
+    model: the (peft) causal LM, or a TrainingLoss (bare, under DDP's wrapper, or FSDP2's, which
+    keeps the class), whose own implementation is then used: the call goes through the wrapper's
+    forward."""
+    if isinstance(getattr(model, "module", model), TrainingLoss):
+        return model(**batch)
+    return _loss(model, batch, implementation, chunk_tokens)
+
+
+def _loss(model, batch: dict, implementation: str, chunk_tokens: int):
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"loss implementation {implementation!r}: use one of {', '.join(IMPLEMENTATIONS)}")
     if implementation == "full":

@@ -151,11 +151,6 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
     loss_impl = str(train.get("loss_implementation") or "full")
     if loss_impl not in _loss_implementations():
         raise InputError("config", f"TrainingArguments.loss_implementation={loss_impl!r} is not known; use full or chunked (or --loss)", "TrainingArguments.loss_implementation")
-    if loss_impl == "chunked" and world.enabled:
-        # _loss.loss calls the decoder and the lm_head directly, around the DDP/FSDP wrapper whose
-        # forward sets up gradient synchronisation (DDP) and unshards the root's parameters (FSDP2).
-        raise InputError("config", "the chunked loss does not run under torchrun (--nproc > 1) yet: drop --loss chunked "
-                         "(TrainingArguments.loss_implementation) or train in one process", "TrainingArguments.loss_implementation")
     packing = bool(train.get("packing"))
     if cfg.ignored_training_keys():
         log(f"TrainingArguments keys with no effect in this runtime: {', '.join(cfg.ignored_training_keys())}")
@@ -270,7 +265,7 @@ def recipe(args, stop: StopRequest, run: "Run", world) -> int:
             # The position in the data counts global batches of per_device x ranks examples.
             raise InputError("config", f"checkpoint {checkpoint} was written by {written_world} rank(s), this run has {world.world_size}: "
                              f"resume with the same number of ranks (--nproc x --nnodes = {written_world})", "--resume-from")
-    model = world.wrap(model, device, method)
+    model = world.wrap(model, device, method, loss_impl)  # under torchrun: the loss inside the wrapper's forward (_loss.TrainingLoss)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
     # 5. Optimizer and learning-rate schedule (TrainingArguments: optim, learning_rate, warmup, scheduler).

@@ -157,3 +157,27 @@ def test_fsdp_without_torchrun_is_refused(tmp_path):
     result = run_trainer("--config", str(config), "--model", "tiny-llama", "--output", str(tmp_path / "o"), "--parallelism", "fsdp")
     assert result.rc == 1
     assert result.of("error")[0]["path"] == "--parallelism" and "torchrun" in result.of("error")[0]["message"]
+
+
+def test_fsdp_checkpoint_names_parameters_as_the_model_does_and_resumes_to_the_same_adapter(runs, tmp_path):
+    """FSDP's full state dicts are keyed under the module it sharded (the model inside
+    _loss.TrainingLoss): the checkpoint stores the model's own names, and a resume maps them back,
+    so resuming the straight run's checkpoint-6 ends at its adapter."""
+    import shutil
+
+    result, output = runs["fsdp"]
+    assert result.rc == 0, result.stderr[-3000:]
+    optimizer = torch.load(output / "checkpoint-6" / "optimizer.pt", weights_only=False)
+    names = list(optimizer["state"])
+    assert names and all(isinstance(n, str) and n.startswith("base_model.model.") for n in names), names[:3]
+    assert {p for g in optimizer["param_groups"] for p in g["params"]} == set(names)
+    out = tmp_path / "resumed"
+    shutil.copytree(output / "checkpoint-6", out / "checkpoint-6")
+    resumed = torchrun(2, "--config", str(runs["config"]), "--model", "tiny-llama", "--output", str(out),
+                       "--parallelism", "fsdp", "--resume-from", str(out / "checkpoint-6"))
+    assert resumed.rc == 0, resumed.stderr[-4000:]
+    assert resumed.of("start")[0]["resumedFromStep"] == 6 and resumed.done()["steps"] == STEPS
+    straight = load_file(str(output / "adapter_model.safetensors"))
+    again = load_file(str(out / "adapter_model.safetensors"))
+    assert straight.keys() == again.keys()
+    assert all(torch.allclose(straight[k], again[k], atol=1e-6) for k in straight)

@@ -111,6 +111,25 @@ export type LayerActivations = {
    * (PlanPath.keepsPreviousStepGraph).
    */
   quantInputBytesPerToken: number
+  /**
+   * Bytes per token the MLP's output Linear (down_proj) keeps for backward (its input, LoRA cast and lora_A output):
+   * freed when that Linear's backward has run, the first thing a block's backward does, before the MLP's gradient
+   * buffers exist.
+   */
+  mlpOutSavedBytesPerToken: number
+  /**
+   * Bytes per token of the gradient of the MLP output Linear's input while that Linear's backward runs: the adapter
+   * branch's (adapter dtype) and the sum with the base branch's (stream dtype), intermediate-wide each.
+   */
+  mlpOutGradBytesPerToken: number
+  /** The MLP output Linear's dequantized 16-bit weight (4-bit base), alive during that Linear's backward, bytes. */
+  mlpOutDequantBytes: number
+  /** Bytes per token of the gradient of the MLP input Linears' outputs (gate and up: 2 x intermediate), stream dtype. */
+  mlpInGradBytesPerToken: number
+  /** The largest MLP input Linear's dequantized 16-bit weight (4-bit base), bytes. */
+  mlpInDequantBytes: number
+  /** The largest attention Linear's dequantized 16-bit weight (4-bit base), bytes. */
+  attnDequantBytes: number
 }
 
 /**
@@ -277,6 +296,21 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
 
   // One block's backward: the gated MLP's gradient buffers, and eager's fp32 softmax gradient (a*s^2, the size of
   // the saved probabilities); activationTerms says when they are alive together.
+  // The MLP's Linears, for the order in which the recomputed block's backward meets them (activationTerms).
+  const I = arch.intermediateSize
+  let mlpOutParams = 0
+  let mlpOutAdapted = false
+  let mlpInParams = 0
+  let attnParams = 0
+  for (const m of shape.linears) {
+    if (m.role === 'attn-in' || m.role === 'attn-out') attnParams = Math.max(attnParams, m.inFeatures * m.outFeatures)
+    if (m.role === 'mlp-out') {
+      mlpOutParams = Math.max(mlpOutParams, m.inFeatures * m.outFeatures)
+      if (lora.has(m.name)) mlpOutAdapted = true
+    }
+    if (m.role === 'mlp-in') mlpInParams = Math.max(mlpInParams, m.inFeatures * m.outFeatures)
+  }
+
   return {
     bytesPerToken: perToken,
     bytesPerTokenSeq: perTokenSeq,
@@ -295,6 +329,12 @@ export function layerActivations(shape: ModelShape, match: TargetMatch, o: Activ
     // --fake, seq 2048): 12,288 B/token, the only hidden-size tensor there besides the checkpoints.
     finalNormBytesPerToken: h * NORM_INTERNAL_BYTES,
     quantInputBytesPerToken: quantInputs,
+    mlpOutSavedBytesPerToken: roleBytes['mlp-out'],
+    mlpOutGradBytesPerToken: I * ((mlpOutAdapted ? A : 0) + S),
+    mlpOutDequantBytes: quantized ? mlpOutParams * C : 0,
+    mlpInGradBytesPerToken: 2 * I * S,
+    mlpInDequantBytes: quantized ? mlpInParams * C : 0,
+    attnDequantBytes: quantized ? attnParams * C : 0,
   }
 }
 
@@ -335,20 +375,29 @@ export function activationTerms(
   const softmaxGrad = tokens * seq * layer.backwardBytesPerTokenSeq
   if (gradientCheckpointing) {
     const onDevice = offload ? Math.min(numLayers, OFFLOAD_RESIDENT_BLOCKS) : numLayers
-    // The recomputed block (non-reentrant torch.utils.checkpoint, torch 2.13) runs its backward in two phases that
-    // never overlap: the MLP's, with its gradient buffers on top of the whole block; then attention's, whose softmax
-    // gradient is allocated after the MLP's saved tensors and gradient buffers were freed. Its first norm keeps the
-    // checkpointed input itself when the stream is fp32 (already in heldBytes). Measured with live tensor bytes,
-    // tiny Phi-3 QLoRA eager, seq 512: MLP phase 25.68 MB, attention phase 22.05 MB (docs/accuracy.md,
-    // "Checkpointed block backward"; bench/block_phases.py). The dequantized weight is alive in either phase, one Linear at a time.
-    // Before either, the recompute itself peaks at the MLP input Linear's LoRA sum (RECOMPUTE_LORA_SUM), which at
-    // real widths is the highest of the three (bench/block_peak.py). The gradient entering the top block is alive
-    // through all of them (GRAD_STREAM_BYTES_PER_ELEMENT).
+    // The recomputed block (non-reentrant torch.utils.checkpoint, torch 2.13) runs its backward top down, and each
+    // Linear's backward frees what that Linear saved, so the MLP's and attention's working sets are never alive
+    // together. Its first norm keeps the checkpointed input itself when the stream is fp32 (already in heldBytes).
+    // Measured with live tensor bytes, op by op (bench/block_phases.py; docs/accuracy.md, "Checkpointed block
+    // backward" and "The MLP's backward, Linear by Linear"), the moments in order:
+    //   1. the recompute, at the MLP input Linear's LoRA sum (RECOMPUTE_LORA_SUM; the highest at real widths);
+    //   2. the MLP output Linear's backward: its saved input is freed first (lora_A's backward), then its input's
+    //      gradient (adapter branch + sum) and, on a 4-bit base, its own dequantized weight (not the largest one);
+    //   3. the gated product's backward: the gradients of the product, gate and up (BACKWARD_MLP_GRADS);
+    //   4. the MLP input Linears' backward: the MLP's saved tensors freed, the gradient of their outputs and their
+    //      dequantized weight; 5. attention's, whose eager softmax gradient comes after all of the MLP's is freed.
+    // The gradient entering the top block is alive through all of them (GRAD_STREAM_BYTES_PER_ELEMENT).
     const block = oneLayer - tokens * layer.checkpointSharedBytesPerToken
-    const phase = Math.max(mlpGrads, softmaxGrad - tokens * layer.mlpSavedBytesPerToken)
     const recompute = tokens * layer.recomputePeakBytesPerToken + tokens * seq * layer.bytesPerTokenSeq
-    // The dequantized weight of a 4-bit base Linear is freed once its matmul has run, before the LoRA sum.
-    const blockPeak = Math.max(block + phase + layer.dequantBytes, recompute)
+    const afterOut = block - tokens * layer.mlpOutSavedBytesPerToken
+    const outLinear = afterOut + tokens * layer.mlpOutGradBytesPerToken + layer.mlpOutDequantBytes
+    const gatedProduct = afterOut + mlpGrads
+    const afterMlp = afterOut - tokens * layer.mlpSavedBytesPerToken
+    const inLinears = afterMlp + tokens * layer.mlpInGradBytesPerToken + layer.mlpInDequantBytes
+    // o_proj's weight is dequantized before the softmax gradient exists and qkv_proj's after it is freed; counting the
+    // larger of them with it keeps this an upper bound.
+    const attention = afterMlp + softmaxGrad + layer.attnDequantBytes
+    const blockPeak = Math.max(recompute, outLinear, gatedProduct, inLinears, attention)
     return {
       heldBytes: onDevice * tokens * layer.checkpointBytesPerToken + mask,
       layerBackwardBytes: blockPeak + tokens * layer.gradStreamBytesPerToken,

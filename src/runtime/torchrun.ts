@@ -35,9 +35,7 @@ export function isDistributed(d: DistributedOptions): boolean {
  * Refuses combinations torchrun would fail on later, or silently misread, as usage errors
  * (exit 2, one line naming the flag and what to change).
  */
-export function checkDistributed(d: DistributedOptions & { loss?: string }): void {
-  // The chunked loss calls the decoder and lm_head around the DDP/FSDP wrapper (train.py refuses it too, for a config's key).
-  if (d.loss === 'chunked' && isDistributed(d)) usage('--loss', `--loss chunked does not run under torchrun yet: drop --loss chunked, or run one process (no --nproc ${worldSize(d)})`)
+export function checkDistributed(d: DistributedOptions): void {
   const nnodes = d.nnodes ?? 1
   const multiNode = d.nnodes !== undefined && d.nnodes > 1
   if (d.nodeRank !== undefined && d.nnodes === undefined) usage('--node-rank', `--node-rank ${d.nodeRank} needs --nnodes (how many nodes the run spans)`)

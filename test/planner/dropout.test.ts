@@ -67,18 +67,24 @@ test('checkpointing: only the recomputed block holds the dropout tensors, so its
   const on = diff(true)
   // Block 0's o_proj input needs no gradient without checkpointing: its 3,072-wide mask is not kept.
   assert.deepEqual(off, { held: layers * tokens * ADAPTED_INPUT_WIDTH - tokens * 3072, block: 0 })
-  assert.deepEqual(on, { held: 0, block: tokens * ADAPTED_INPUT_WIDTH })
+  // With it, down_proj's dropped copy and mask are freed by its own backward, the first the recomputed block runs,
+  // before the gated product's gradient buffers exist: only o_proj's (1 B of mask per element on CUDA) are left then.
+  assert.deepEqual(on, { held: 0, block: tokens * 3072 })
 })
 
-test('through the whole plan: the seed\'s QLoRA (block moment) and a LoRA without checkpointing grow by the term', () => {
+test('through the whole plan: the seed\'s QLoRA peaks at the loss, where no dropout tensor is alive; a LoRA without checkpointing grows by the term', () => {
   const seed = memoryTerms(seedInput)
   const seedDropout = memoryTerms({ ...seedInput, loraDropout: 0.05 })
-  // The recomputed block's backward (its first norm sharing the fp32 checkpoint), with the fp32 gradient entering the top
-  // block (GRAD_STREAM_BYTES_PER_ELEMENT), is above the loss's logits; the dropout tensors lift it further.
-  assert.equal(seed.moment, 'block')
-  assert.equal(seedDropout.moment, 'block')
-  assert.ok(seedDropout.peakBytes > seed.peakBytes)
-  assert.equal(seedDropout.breakdown.weights, seed.breakdown.weights)
+  // The recomputed block's backward frees down_proj's input before its gradient buffers and dequantized weights exist,
+  // so at 2,048 tokens it stays under the loss's logits (measured at these widths: bench/qlora-cpu-measure.ts, the
+  // checkpointed rows peak at the loss); the dropout tensors live in the block, not at the loss.
+  assert.equal(seed.moment, 'loss')
+  assert.equal(seedDropout.moment, 'loss')
+  assert.equal(seedDropout.peakBytes, seed.peakBytes)
+  // Where the block does set the peak (a longer eager sequence), the dropout tensors lift it.
+  const eager = { ...seedInput, attention: 'eager' as const, seq: 8192 }
+  assert.equal(memoryTerms(eager).moment, 'block')
+  assert.ok(memoryTerms({ ...eager, loraDropout: 0.05 }).peakBytes > memoryTerms(eager).peakBytes)
 
   const lora: PlanInput = { ...seedInput, method: 'lora', quant: 'none', doubleQuant: false, gradientCheckpointing: false, targets: ['o_proj', 'down_proj'] }
   const base = memoryTerms(lora)

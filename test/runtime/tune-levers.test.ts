@@ -129,7 +129,6 @@ test('POST /v1/runs takes the levers as tune does; a bad value is a 400 naming t
     assert.match(text, /full|chunked/)
     // Distributed fields, as tune --nproc/--parallelism: the combinations tune refuses are 400s naming the field.
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ nproc: 2, loss: 'chunked' }, /loss[\s\S]*chunked loss does not run under torchrun/],
       [{ parallelism: 'fsdp' }, /parallelism[\s\S]*needs nproc of at least 2/],
       [{ nproc: 0 }, /nproc/],
     ]
