@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { missingCheckpointFiles } from '../../src/runtime/checkpoints.ts'
-import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, writeTmp } from './helpers.ts'
+import { e2eSkipReason, headroom, lastJsonLine, methodConfig, SUMMARY_KEYS, TINY_LLAMA, tmp, writeTmp } from './helpers.ts'
 
 const skip = e2eSkipReason()
 const NO_STACK = /Traceback|\n\s+at [\w.<]+ \(/
@@ -16,8 +16,6 @@ const STEPS = 8
 const config = () =>
   writeTmp('config.yaml', methodConfig('lora', { per_device_train_batch_size: 2, max_length: 96, max_steps: STEPS, save_strategy: 'steps', save_steps: 2, learning_rate: 0.003 }))
 const record = (dir: string) => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'))
-const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps']
-
 const straight: Record<string, Record<string, any>> = {}
 
 for (const parallelism of ['ddp', 'fsdp'] as const) {

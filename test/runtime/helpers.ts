@@ -71,3 +71,6 @@ export function methodConfig(method: 'lora' | 'qlora' | 'full', extra: Record<st
     '',
   ].join('\n')
 }
+
+/** The `tune --json` summary's keys, sorted: DESIGN.md §2.1b's names. */
+export const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps', 'tokensPerSecond']

@@ -4,11 +4,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { e2eSkipReason, headroom, lastJsonLine, methodConfig, tmp, TINY_LLAMA, TINY_PHI3, writeTmp } from './helpers.ts'
+import { e2eSkipReason, headroom, lastJsonLine, methodConfig, SUMMARY_KEYS, TINY_LLAMA, TINY_PHI3, tmp, writeTmp } from './helpers.ts'
 
 const skip = e2eSkipReason()
-
-const SUMMARY_KEYS = ['adapterDir', 'device', 'firstLoss', 'lastLoss', 'measuredPeakBytes', 'measuredPeakBytesPerRank', 'predictedMaxLengthPeakBytes', 'predictedPeakBytes', 'ranks', 'state', 'steps', 'tokensPerSecond']
 
 test('default tune --json --max-steps 10: summary line, adapter files, both peaks', { skip }, async () => {
   const out = join(tmp(), 'run')
