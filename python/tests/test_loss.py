@@ -136,11 +136,17 @@ def test_unknown_implementation_is_refused():
 def test_trace_measures_the_chunked_loss():
     """trace.py (the planner's referee) runs the trainer's loss: --loss chunked lowers its exact peak
     by at least one and a half fp32 logits tensors at 2,048 tokens of tiny-llama."""
+    import transformers.masking_utils as masking_utils
+
     from headroom_runtime import trace
 
+    packed_check = masking_utils.find_packed_sequence_indices
     common = ["--model", "tiny-llama", "--method", "lora", "--seq", "2048", "--chunk-tokens", "128"]
     full = trace.trace(trace.parse_args([*common, "--loss", "full"]))
     chunked = trace.trace(trace.parse_args([*common, "--loss", "chunked"]))
+    # The trace patches transformers' packed-sequence check for fake tensors only: packed rows trained later in the
+    # same process (python/tests/test_packing.py) need the real one.
+    assert masking_utils.find_packed_sequence_indices is packed_check
     assert full["loss"] == "full" and full["chunkTokens"] is None
     assert chunked["loss"] == "chunked" and chunked["chunkTokens"] == 128
     logits_fp32 = 2048 * 1024 * 4  # tokens x tiny-llama's vocabulary x 4 B
