@@ -45,6 +45,14 @@ def _ok(p) -> bool:
     return p["state"] == "succeeded" and p.get("measuredPeakBytes")
 
 
+def _save(fig, out: Path, name: str) -> str:
+    """Writes one figure as out/name and frees it; returns the file name (report.md links it)."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def _line_plot(doc, points, x: str, out: Path, metric: str) -> str:
     series: dict[str, list] = {}
     for p in points:
@@ -83,11 +91,7 @@ def _line_plot(doc, points, x: str, out: Path, metric: str) -> str:
     ax.set_title(f"{doc['spec']['name']}: {what} by {TITLES.get(x, x)} on {doc['device']}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    name = f"{'memory' if metric == 'memory' else 'tokens'}-vs-{x}.png"
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
-    return name
+    return _save(fig, out, f"{'memory' if metric == 'memory' else 'tokens'}-vs-{x}.png")
 
 
 def _bar_plot(doc, points, fields: list[str], out: Path) -> str:
@@ -110,11 +114,7 @@ def _bar_plot(doc, points, fields: list[str], out: Path) -> str:
     ax.set_title(f"{doc['spec']['name']}: peak memory by {key} on {doc['device']}")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    name = f"memory-by-{key}.png"
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
-    return name
+    return _save(fig, out, f"memory-by-{key}.png")
 
 
 def draw(directory: Path) -> list[str]:

@@ -34,6 +34,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ._model import WEIGHT_MODES
 from ._throughput import Throughput
 from .events import InputError, emit, log, reader_gone
 
@@ -66,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="padding-free packing of each batch's examples into one row; overrides TrainingArguments.packing")
     p.add_argument("--offload-activations", action="store_true", default=None,
                    help="CUDA: checkpointed block inputs in pinned CPU memory; overrides TrainingArguments.activation_offloading")
-    p.add_argument("--weights", choices=("pretrained", "auto", "random"), default="pretrained",
+    p.add_argument("--weights", choices=WEIGHT_MODES, default="pretrained",
                    help="pretrained (default): the model's real weights, or fail; auto: real weights when present, else random ones "
                         "built from its config (catalog models, or a directory with a config.json); random: always random "
                         "(memory and speed experiments: the loss means nothing)")

@@ -20,7 +20,7 @@ import { fitOverhead, rmsError, type CalibrationPoint } from './calibrate.ts'
 import { writeProfile, type DeviceProfile } from './profiles.ts'
 import { planMemory } from '../planner/plan.ts'
 import { EXPANDABLE_SLACK_FRACTION, overheadTerms } from '../planner/overhead.ts'
-import { finished, median, type PointResult, type PointState, type SweepDoc } from './results.ts'
+import { finished, type PointResult, type PointState, type SweepDoc } from './results.ts'
 import { DEFAULT_STEPS, expandGrid, pointKey, variedFields, type GridPoint, type SweepSpec } from './spec.ts'
 
 export type SweepOptions = {
