@@ -47,7 +47,8 @@ def main():
     p.add_argument("--model", default="Llama-2-7b-hf")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--seq", type=int, default=1304)
-    p.add_argument("--head", action="store_true", help="also run the head in 128-token chunks and chunked_cross_entropy, as lit-gpt's finetune/lora.py does")
+    p.add_argument("--head", action="store_true", help="also run the head in 128-token chunks and chunked_cross_entropy, as lit-gpt's finetune/lora.py does, but on "
+                   "the GPT called directly: without Fabric's fp32 cast of the logits (bench/litgpt_fabric_step.py has it)")
     a = p.parse_args()
     sys.path.insert(0, str(prepare_source(a.litgpt_src)))
     import lit_gpt.lora as lora

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { archFromHfConfig, findModelSync } from '../src/catalog/index.ts'
 import type { ModelArch } from '../src/catalog/types.ts'
-import { HEADROOM_PATH, memoryTerms, type PlanPath } from '../src/planner/peak.ts'
+import { HEADROOM_PATH, memoryTerms, type ChunkedHeadLoop, type PlanPath } from '../src/planner/peak.ts'
 import { CUDA_CONTEXT_BYTES } from '../src/planner/overhead.ts'
 import type { PlanInput } from '../src/planner/types.ts'
 import { BYTES_PER_ELEMENT, GIB } from '../src/units.ts'
@@ -67,9 +67,10 @@ const LITGPT_PAGED = 'lit-gpt quantized runs use bnb PagedAdamW (paged: not coun
 // Both quantize through lightning fabric's BitsandbytesPrecision (lit-gpt finetune/lora.py @8641822:74, litgpt
 // finetune/lora.py @e5493986:138), which replaces every nn.Linear, lm_head included, and quantizes an fp16 copy:
 // the head is 4-bit and its dequantization holds 4 B per element (PlanPath.quantizedHeadDequantBytesPerElement).
-// lit-gpt/litgpt's loss at the start of backward (PlanPath.fullLossBytesPerLogit): the bf16 logits the loop keeps and
-// log_softmax's bf16 output (finetune/lora.py @8641822:216-219 and @e5493986:304-306, utils.chunked_cross_entropy).
-const LITGPT_LOSS_BYTES_PER_LOGIT = BYTES_PER_ELEMENT.bf16 + BYTES_PER_ELEMENT.bf16
+// lit-gpt/litgpt's loop under Lightning Fabric (PlanPath.chunkedHeadLoop): 128-token head chunks, cast to float32 by
+// Fabric's convert_output, and chunked_cross_entropy's float32 log_softmax outputs (finetune/lora.py @8641822:216-219
+// and @e5493986:304-306; measured with the real Fabric 2.1.0 and lit-gpt 8641822, bench/litgpt_fabric_step.py).
+const LITGPT_LOOP: ChunkedHeadLoop = { heldBytesPerLogit: BYTES_PER_ELEMENT.fp32, lossSavedBytesPerLogit: BYTES_PER_ELEMENT.fp32, chunkTokens: 128 }
 const LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT.fp16 + BYTES_PER_ELEMENT.bf16
 const LITGPT_PATH: PlanPath = { kbitPrepared: false, quantSavesInput: true, quantizedHeadDequantBytesPerElement: LITGPT_HEAD_DEQUANT_BYTES_PER_ELEMENT }
 // The config hub's litgpt (2024, bitsandbytes==0.42.0 pinned in pyproject.toml @e5493986 and @00af8b0, whose
@@ -243,7 +244,7 @@ function untied(arch: ModelArch): ModelArch {
  */
 function pathOf(spec: Spec | Bound): PlanPath {
   const base = 'path' in spec ? (spec.path ?? HEADROOM_PATH) : HEADROOM_PATH
-  return spec.litgpt ? { ...base, adapterBytesPerParam: BYTES_PER_ELEMENT.bf16, fullLossBytesPerLogit: LITGPT_LOSS_BYTES_PER_LOGIT } : base
+  return spec.litgpt ? { ...base, adapterBytesPerParam: BYTES_PER_ELEMENT.bf16, chunkedHeadLoop: LITGPT_LOOP } : base
 }
 
 function inputFor(spec: { model: string; input: Partial<PlanInput>; litgpt?: boolean }): PlanInput {

@@ -157,6 +157,7 @@ const MOMENT = {
   load: 'the loaded model',
   forward: 'the end of the forward, with the logits (and, on stacks that keep it, the previous step\'s graph)',
   loss: 'the start of backward, with the loss buffers over the vocabulary',
+  head: "the head's backward, a 4-bit head dequantized again beside the loop's logits and their gradients",
   block: 'one block running its backward (recomputing its activations when checkpointed); the loss buffers are freed by then',
   step: 'optimizer.step(), with every gradient',
 }

@@ -21,10 +21,11 @@ export type MemoryTerms = {
   peakBytes: number
   peakAllocatedBytes: number
   /**
-   * Which moment sets the peak: loading, the end of the forward (only on a PlanPath with a 4-bit head or the previous
-   * step's graph kept), the loss at the start of backward, one block's backward, or optimizer.step().
+   * Which moment sets the peak: loading, the end of the forward (only on a PlanPath with a 4-bit head, the previous
+   * step's graph kept, or a chunked head loop), the loss at the start of backward, the head's backward (a 4-bit head
+   * under a chunked head loop), one block's backward, or optimizer.step().
    */
-  moment: 'load' | 'forward' | 'loss' | 'block' | 'step'
+  moment: 'load' | 'forward' | 'loss' | 'head' | 'block' | 'step'
   /** Pinned host memory the offloaded checkpoint holds (every block's input), bytes; 0 without offloading. Not device memory. */
   hostBytes: number
 }
@@ -77,13 +78,31 @@ export type PlanPath = {
    */
   keepsPreviousStepGraph?: boolean
   /**
-   * Opt-in, absent for Headroom (transformers' loss, LOSS_BYTES_PER_LOGIT = 12): bytes per logit element alive when
-   * the full loss's backward starts, for a stack whose loss differs. lit-gpt/litgpt: the logits in bf16, kept by the
-   * loop (2), and cross_entropy's log_softmax output, bf16, saved (2); no fp32 upcast, and chunked_cross_entropy's
-   * backward buffers are one 128-token chunk's. Measured on CPU at Llama-2-7B's widths with lit-gpt's own code
-   * (bench/litgpt_block_saved.py --head: 1.999 B per logit saved, all log_softmax outputs).
+   * Opt-in, absent for Headroom (transformers' loss, LOSS_BYTES_PER_LOGIT = 12): the loop takes the head's output in
+   * chunks and holds it in a dtype of its own (ChunkedHeadLoop). Only the full loss: `--loss chunked` keeps its own.
    */
-  fullLossBytesPerLogit?: number
+  chunkedHeadLoop?: ChunkedHeadLoop
+}
+
+/**
+ * lit-gpt 2023 and litgpt 2024 under Lightning Fabric (finetune/lora.py @8641822:216-220, @e5493986:304-307):
+ * `logits = model(input_ids, lm_head_chunk_size=128)`, a list of 128-token head outputs, then chunked_cross_entropy
+ * over the list. Fabric's `_FabricModule.forward` ends with `precision.convert_output(output)`, which casts every
+ * floating-point output to `torch.get_default_dtype()`, float32 (lightning @71aed751 wrappers.py:123, half.py:51-52,
+ * bitsandbytes.py:142-143; the same at 2.3.0.dev20240428 and 2.4.0.dev20240728, litgpt's pins). Measured on CPU with
+ * the real Fabric 2.1.0 and lit-gpt 8641822 at Llama-2-7B's widths (bench/litgpt_fabric_step.py, 1,304 tokens;
+ * bench/results/litgpt-fabric-step.json): 7.997 B per logit alive when backward starts (the fp32 logits and
+ * log_softmax's fp32 output), 8 B per logit of one chunk more inside its LogSoftmaxBackward, and 6.0 B per logit when
+ * the head's backward starts (the fp32 logits and every chunk's gradient, already cast back to bf16: the engine runs
+ * all of Fabric's casts, made after the forward, before any head node).
+ */
+export type ChunkedHeadLoop = {
+  /** Bytes per logit element of the logits the loop holds: float32 after Fabric's convert_output, 4. */
+  heldBytesPerLogit: number
+  /** Bytes per logit element the loss saves for backward: cross_entropy's log_softmax output, in the held dtype, 4. */
+  lossSavedBytesPerLogit: number
+  /** Tokens per head chunk (lm_head_chunk_size, 128): a chunk's backward adds its incoming and outgoing gradient. */
+  chunkTokens: number
 }
 
 /** transformers + peft + bitsandbytes 0.50.2, as Headroom's trainer and KAITO run them. */
@@ -187,16 +206,22 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
   const S = streamBytes({ dtype: input.dtype, kbitPrepared: quantized && !full && path.kbitPrepared })
   const headInputBytesPerToken = headQuantized && path.quantSavesInput ? arch.hiddenSize * S : 0
   const headDequantBytes = headQuantized ? arch.lmHeadParams * (path.quantizedHeadDequantBytesPerElement ?? 0) : 0
-  const forwardMoment = headQuantized || path.keepsPreviousStepGraph === true
+  const loop = path.chunkedHeadLoop !== undefined && (input.loss ?? 'full') === 'full' ? path.chunkedHeadLoop : undefined
+  // The logits the loop holds: the stack's own dtype under a chunked head loop, the head's output (the stream) otherwise.
+  const heldBytesPerLogit = loop?.heldBytesPerLogit ?? S
+  const forwardMoment = headQuantized || path.keepsPreviousStepGraph === true || loop !== undefined
 
   return {
     at(batch: number, seq: number): MemoryTerms {
       const act = activationTerms(layer, arch.numLayers, batch, seq, input.gradientCheckpointing, offload)
-      const loss = path.fullLossBytesPerLogit !== undefined && (input.loss ?? 'full') === 'full'
-        ? batch * seq * arch.vocabSize * path.fullLossBytesPerLogit
+      const tokens = batch * seq
+      const logitElements = tokens * arch.vocabSize
+      // ChunkedHeadLoop: the held logits and the loss's saved output, plus one chunk's two gradients in its backward.
+      const loss = loop
+        ? logitElements * (loop.heldBytesPerLogit + loop.lossSavedBytesPerLogit) + batch * Math.min(loop.chunkTokens, seq) * arch.vocabSize * 2 * loop.heldBytesPerLogit
         : lossBytes(input.loss ?? 'full', arch.vocabSize, batch, seq, layer.checkpointBytesPerToken)
       // The final norm's saved fp32 input is alive at the loss, not in any block's backward (finalNormBytesPerToken).
-      const finalNorm = batch * seq * (layer.finalNormBytesPerToken + headInputBytesPerToken)
+      const finalNorm = tokens * (layer.finalNormBytesPerToken + headInputBytesPerToken)
       const lossWins = loss + finalNorm >= act.layerBackwardBytes
       const backwardChurn = act.heldBytes + (lossWins ? loss + finalNorm : act.layerBackwardBytes)
       const backwardAllocated = resident + headGradBytes + backwardChurn
@@ -215,25 +240,32 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
         }
       }
       if (forwardMoment) {
-        // The end of the forward (the head's last chunk dequantizing its weight): this step's saved tensors and logits,
-        // and with keepsPreviousStepGraph the previous step's logits and 4-bit inputs (PlanPath).
-        const tokens = batch * seq
-        const logitsOut = tokens * arch.vocabSize * S
-        const previous = path.keepsPreviousStepGraph
-          ? logitsOut + tokens * (arch.numLayers * layer.quantInputBytesPerToken + headInputBytesPerToken)
-          : 0
-        const forwardChurn = act.heldBytes + finalNorm + logitsOut + previous + headDequantBytes
+        const trainPeak = (stepWins ? stepAllocated : backwardAllocated) + o.slackBytes + o.workspaceBytes
+        const logitsOut = logitElements * S
+        // keepsPreviousStepGraph: the previous step's logits, as the loop holds them, and its 4-bit inputs (PlanPath).
+        const previousLogits = path.keepsPreviousStepGraph ? logitElements * heldBytesPerLogit : 0
+        const previousInputs = path.keepsPreviousStepGraph ? tokens * (arch.numLayers * layer.quantInputBytesPerToken + headInputBytesPerToken) : 0
+        // Three moments around the head, each with this step's saved tensors: the head's last chunk in the forward
+        // (a 4-bit head's weight dequantized), the end of the loop's cast (the head's output and its cast copy), and,
+        // under a chunked head loop, the head's backward (the held logits, every chunk's gradient in the stream's dtype,
+        // a 4-bit head's weight dequantized again; the previous step is gone by then: the loop rebound its logits).
+        const moments: { moment: 'forward' | 'head'; weights: number; logits: number; activations: number }[] = [
+          { moment: 'forward', weights: headDequantBytes, logits: logitsOut + previousLogits, activations: previousInputs },
+        ]
+        if (loop) moments.push({ moment: 'forward', weights: 0, logits: logitsOut + logitElements * heldBytesPerLogit + previousLogits, activations: previousInputs })
+        if (loop && headQuantized) moments.push({ moment: 'head', weights: headDequantBytes, logits: logitElements * (heldBytesPerLogit + S), activations: 0 })
+        const top = moments.reduce((x, y) => (y.weights + y.logits + y.activations > x.weights + x.logits + x.activations ? y : x))
+        const forwardChurn = act.heldBytes + finalNorm + top.weights + top.logits + top.activations
         const forwardAllocated = resident + forwardChurn
         const of = overheadTerms(input.device, input.expandableSegments, forwardChurn, true, input.overhead)
-        const trainPeak = stepWins ? stepAllocated : backwardAllocated
-        if (forwardAllocated + of.slackBytes + of.workspaceBytes > trainPeak + o.slackBytes + o.workspaceBytes) {
+        if (forwardAllocated + of.slackBytes + of.workspaceBytes > trainPeak) {
           const breakdown: Breakdown = {
-            weights: weightBytes + headDequantBytes, adapters: adapterBytes, gradients: bucketBytes, optimizer: opt.stateBytes,
-            activations: act.heldBytes + finalNorm + (previous - (path.keepsPreviousStepGraph ? logitsOut : 0)),
-            logits: logitsOut + (path.keepsPreviousStepGraph ? logitsOut : 0),
+            weights: weightBytes + top.weights, adapters: adapterBytes, gradients: bucketBytes, optimizer: opt.stateBytes,
+            activations: act.heldBytes + finalNorm + top.activations,
+            logits: top.logits,
             overhead: of.contextBytes + of.slackBytes + of.workspaceBytes,
           }
-          return finish(shape, match, trainableParams, breakdown, of.contextBytes + of.slackBytes, 'forward')
+          return finish(shape, match, trainableParams, breakdown, of.contextBytes + of.slackBytes, top.moment)
         }
       }
       const hostBytes = offload ? arch.numLayers * batch * seq * layer.checkpointBytesPerToken : 0
