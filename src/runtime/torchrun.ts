@@ -31,29 +31,36 @@ export function isDistributed(d: DistributedOptions): boolean {
   return worldSize(d) > 1 || (d.nnodes ?? 1) > 1
 }
 
-/**
- * Refuses combinations torchrun would fail on later, or silently misread, as usage errors
- * (exit 2, one line naming the flag and what to change).
- */
-export function checkDistributed(d: DistributedOptions): void {
-  const nnodes = d.nnodes ?? 1
-  const multiNode = d.nnodes !== undefined && d.nnodes > 1
-  if (d.nodeRank !== undefined && d.nnodes === undefined) usage('--node-rank', `--node-rank ${d.nodeRank} needs --nnodes (how many nodes the run spans)`)
-  if (d.nodeRank !== undefined && d.nodeRank >= nnodes) usage('--node-rank', `--node-rank ${d.nodeRank} is out of range for --nnodes ${nnodes}: use 0 to ${nnodes - 1}`)
-  if (multiNode && d.nodeRank === undefined) usage('--node-rank', `--nnodes ${nnodes} needs --node-rank (0 on the node at --master-addr, 1..${nnodes - 1} on the others)`)
-  if (multiNode && !d.masterAddr) usage('--master-addr', `--nnodes ${nnodes} needs --master-addr (the address of node rank 0, reachable from every node)`)
-  if (multiNode && d.masterPort === undefined) usage('--master-port', `--nnodes ${nnodes} needs --master-port (a free TCP port on node rank 0, the same on every node)`)
-  if (!multiNode && (d.masterAddr !== undefined || d.masterPort !== undefined)) {
-    usage(d.masterAddr !== undefined ? '--master-addr' : '--master-port', '--master-addr and --master-port are for multi-node runs: add --nnodes N --node-rank R, or drop them (one node finds a free port itself)')
-  }
-  if (d.parallelism === 'fsdp' && worldSize(d) < 2) {
-    usage('--parallelism', `--parallelism fsdp shards across ranks and needs at least 2 (got ${worldSize(d)}): add --nproc 2 or more`)
-  }
-  if (d.parallelism !== undefined && !isDistributed(d)) usage('--parallelism', `--parallelism ${d.parallelism} needs more than one rank: add --nproc N`)
+/** How `tune` spells each distributed field; `POST /v1/runs` uses the JSON names (nproc, parallelism). */
+const FLAGS: Record<keyof DistributedOptions, string> = {
+  nproc: '--nproc', parallelism: '--parallelism', nnodes: '--nnodes', nodeRank: '--node-rank', masterAddr: '--master-addr', masterPort: '--master-port',
 }
 
-function usage(flag: string, message: string): never {
-  throw new ExitError(message, { path: flag, exitCode: 2 })
+/**
+ * Refuses combinations torchrun would fail on later, or silently misread, as usage errors
+ * (exit 2, one line naming the field and what to change). The rules live here once; each edge
+ * names the fields its own way: `tune` as flags (the default), the HTTP API as JSON fields
+ * (`names: 'fields'`, turned into a 400 issue on the ExitError's path).
+ */
+export function checkDistributed(d: DistributedOptions, names: 'flags' | 'fields' = 'flags'): void {
+  const n = (f: keyof DistributedOptions) => (names === 'flags' ? FLAGS[f] : f)
+  const usage = (f: keyof DistributedOptions, message: string): never => {
+    throw new ExitError(message, { path: names === 'flags' ? FLAGS[f] : f, exitCode: 2 })
+  }
+  const nnodes = d.nnodes ?? 1
+  const multiNode = d.nnodes !== undefined && d.nnodes > 1
+  if (d.nodeRank !== undefined && d.nnodes === undefined) usage('nodeRank', `${n('nodeRank')} ${d.nodeRank} needs ${n('nnodes')} (how many nodes the run spans)`)
+  if (d.nodeRank !== undefined && d.nodeRank >= nnodes) usage('nodeRank', `${n('nodeRank')} ${d.nodeRank} is out of range for ${n('nnodes')} ${nnodes}: use 0 to ${nnodes - 1}`)
+  if (multiNode && d.nodeRank === undefined) usage('nodeRank', `${n('nnodes')} ${nnodes} needs ${n('nodeRank')} (0 on the node at ${n('masterAddr')}, 1..${nnodes - 1} on the others)`)
+  if (multiNode && !d.masterAddr) usage('masterAddr', `${n('nnodes')} ${nnodes} needs ${n('masterAddr')} (the address of node rank 0, reachable from every node)`)
+  if (multiNode && d.masterPort === undefined) usage('masterPort', `${n('nnodes')} ${nnodes} needs ${n('masterPort')} (a free TCP port on node rank 0, the same on every node)`)
+  if (!multiNode && (d.masterAddr !== undefined || d.masterPort !== undefined)) {
+    usage(d.masterAddr !== undefined ? 'masterAddr' : 'masterPort', `${n('masterAddr')} and ${n('masterPort')} are for multi-node runs: add ${n('nnodes')} N ${n('nodeRank')} R, or drop them (one node finds a free port itself)`)
+  }
+  if (d.parallelism === 'fsdp' && worldSize(d) < 2) {
+    usage('parallelism', `${n('parallelism')} fsdp shards across ranks and needs at least 2 (got ${worldSize(d)}): add ${n('nproc')} 2 or more`)
+  }
+  if (d.parallelism !== undefined && !isDistributed(d)) usage('parallelism', `${n('parallelism')} ${d.parallelism} needs more than one rank: add ${n('nproc')} N`)
 }
 
 /** torchrun's own flags, placed before `-m headroom_runtime.train`. */

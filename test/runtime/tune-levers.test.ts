@@ -127,9 +127,11 @@ test('POST /v1/runs takes the levers as tune does; a bad value is a 400 naming t
     assert.equal(res.status, 400, text)
     assert.match(text, /loss/)
     assert.match(text, /full|chunked/)
-    // Distributed fields, as tune --nproc/--parallelism: the combinations tune refuses are 400s naming the field.
+    // Distributed fields, as tune --nproc/--parallelism: the combinations tune refuses (by the same rules,
+    // runtime/torchrun.ts) are 400s on the field, named as JSON fields, never as flags.
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ parallelism: 'fsdp' }, /parallelism[\s\S]*needs nproc of at least 2/],
+      [{ parallelism: 'fsdp' }, /parallelism fsdp shards across ranks and needs at least 2 \(got 1\): add nproc 2 or more/],
+      [{ parallelism: 'ddp', nproc: 1 }, /parallelism ddp needs more than one rank: add nproc N/],
       [{ nproc: 0 }, /nproc/],
     ]
     for (const [body, message] of cases) {
@@ -137,6 +139,8 @@ test('POST /v1/runs takes the levers as tune does; a bad value is a 400 naming t
       const t = await r.text()
       assert.equal(r.status, 400, t)
       assert.match(t, message)
+      assert.doesNotMatch(t, /--/)
+      if ('parallelism' in body) assert.equal(JSON.parse(t).issues[0].path, 'parallelism', t)
     }
   } finally {
     await server.close()

@@ -6,6 +6,8 @@ import { Hono, type Context } from 'hono'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
+import { ExitError } from '../../errors.ts'
+import { checkDistributed } from '../../runtime/torchrun.ts'
 import { newRunId } from '../../runtime/run-id.ts'
 import { runState, trainerEvent } from '../../runtime/events.ts'
 import { LOSSES } from '../../planner/fields.ts'
@@ -59,11 +61,14 @@ const createRunBody = z
     runId: runId.optional(),
   })
   .strict()
-  // The combinations `tune` refuses as usage errors (runtime/torchrun.ts checkDistributed), as field issues.
+  // The combinations `tune` refuses as usage errors, by the same rules (runtime/torchrun.ts), as field issues.
   .superRefine((b, ctx) => {
-    const ranks = b.nproc ?? 1
-    if (b.parallelism === 'fsdp' && ranks < 2) ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `fsdp shards across ranks and needs nproc of at least 2 (got ${ranks})` })
-    else if (b.parallelism !== undefined && ranks < 2) ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `${b.parallelism} needs nproc of at least 2` })
+    try {
+      checkDistributed({ nproc: b.nproc, parallelism: b.parallelism }, 'fields')
+    } catch (e) {
+      if (!(e instanceof ExitError)) throw e
+      ctx.addIssue({ code: 'custom', path: e.path ? [e.path] : [], message: e.message })
+    }
   })
 
 const listQuery = z
