@@ -19,14 +19,15 @@ export function command(): Command {
     .option('--seq <tokens>', 'sequence length to fit (default: the longest that fits for max-context)')
     .addOption(new Option('--goal <goal>', 'what to optimise').choices(['max-context', 'max-throughput']).default('max-context'))
     .option('--name <name>', 'ConfigMap name (default <model>-tuning-params)')
-    .option('-o, --output <file>', 'write here instead of stdout')
+    .option('-o, --output <file>', 'write the ConfigMap here; - for stdout (default)')
     .action(async (flags: InitFlags) => {
       const seq = flags.seq === undefined ? undefined : Number(flags.seq)
       if (seq !== undefined && !(Number.isInteger(seq) && seq > 0)) {
         throw new ExitError(`--seq is "${flags.seq}": give a whole number of tokens, e.g. --seq 2048`, { path: '--seq' })
       }
       // Check -o before the search, so a bad path fails in milliseconds, not after planning.
-      if (flags.output) await checkOutputFile(flags.output, '-o')
+      const toFile = flags.output !== undefined && flags.output !== '-'
+      if (toFile) await checkOutputFile(flags.output!, '-o')
       const model = await loadModel(flags.model)
       const hardware = findHardware(flags.gpu)
       const out = generateTuningConfigMap({ model, hardware, seq, goal: flags.goal, name: flags.name })
@@ -38,8 +39,8 @@ export function command(): Command {
         return
       }
       const { yaml, recommendation: rec } = out
-      if (flags.output) {
-        await writeOutputFile(flags.output, yaml, '-o')
+      if (toFile) {
+        await writeOutputFile(flags.output!, yaml, '-o')
         process.stderr.write(`wrote ${flags.output}: peak ${formatGiB(rec.plan.peakBytes)} of ${formatGiB(hardware.gpu.memoryBytes)} at seq ${rec.input.seq}, batch ${rec.input.batch}\n`)
       } else process.stdout.write(yaml)
     })
