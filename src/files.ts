@@ -186,8 +186,10 @@ export type OutputOptions = {
  * @example await checkOutputFile('tuning.yaml', '-o')
  */
 export async function checkOutputFile(path: string, flag: string, opts: OutputOptions = {}): Promise<void> {
-  const abs = resolve(path)
   const fix = `choose a file in a writable directory, e.g. ${flag} ${opts.example ?? './tuning.yaml'}`
+  // resolve('') is the working directory: an empty value would read as "is a directory".
+  if (path.trim() === '') throw new ExitError(`${flag} is empty: ${fix}`, { path: flag, exitCode: 2 })
+  const abs = resolve(path)
   let own
   try {
     own = await stat(abs)

@@ -65,6 +65,8 @@ const cliCases: Case[] = [
   { name: 'config.json negative layers', args: ['plan', '--model', f.absurd('negative', { num_hidden_layers: -4 })], code: 2, message: /positive integers: num_hidden_layers=-4/ },
   { name: 'config.json fractional hidden_size', args: ['plan', '--model', f.absurd('fraction', { hidden_size: 4096.5 })], code: 2, message: /positive integers: hidden_size=4096\.5/ },
   { name: 'init -o a directory', args: ['init', '--model', 'phi-3-mini-128k-instruct', '--gpu', 'A10', '-o', tmp], code: 1, message: /is a directory, not a file: give a file name inside it/ },
+  { name: 'init -o empty', args: ['init', '--model', 'phi-3-mini-128k-instruct', '--gpu', 'A10', '-o', ''], code: 2, message: /-o is empty: choose a file in a writable directory/ },
+  { name: 'render -o empty', args: ['render', '--target', 'kaito', '-o', '  '], code: 2, message: /-o is empty: choose a file in a writable directory, e\.g\. -o \.\/manifests\.yaml/ },
   { name: 'init -o under a file', args: ['init', '--model', 'phi-3-mini-128k-instruct', '--gpu', 'A10', '-o', join(f.fileAsDir, 'x.yaml')], code: 1, message: /plain-file is a file, not a directory/ },
   { name: 'init -o under /proc', args: ['init', '--model', 'phi-3-mini-128k-instruct', '--gpu', 'A10', '-o', '/proc/headroom.yaml'], code: 1, message: /is on proc, a kernel pseudo-filesystem/ },
   { name: 'init -o with no parent', args: ['init', '--model', 'phi-3-mini-128k-instruct', '--gpu', 'A10', '-o', join(tmp, 'no/such/dir/x.yaml')], code: 1, message: /dir does not exist: create it \(mkdir -p/ },
