@@ -133,6 +133,9 @@ test('the dashboard draws the plan explorer and a live run', { skip: chromiumSki
     assert.ok((await pixelsNear(page, mem, '#e8590c')) > 100, 'the predicted peak line is drawn')
     assert.ok((await pixelsNear(page, '#loss-chart canvas', '#e64980')) > 100, 'the loss line is drawn')
     assert.match((await page.textContent('#run-state')) ?? '', /succeeded/)
+    // The start event's weights: random ones are named, with what they mean for the loss.
+    await page.waitForSelector('#run-stats [data-stat="weights"]', { timeout: 30_000 })
+    assert.equal(await page.textContent('#run-stats [data-stat="weights"] dd'), 'random, built from phi-3-mini-128k-instruct (--weights random): the loss means nothing')
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-run.png'), fullPage: true })
     assert.deepEqual(consoleErrors, [])
   } finally {
@@ -170,6 +173,7 @@ test('the run view of a default run started through the API shows predicted vs m
     assert.ok(run.summary.tokensPerSecond > 0)
     assert.equal(await stat('throughput'), `${Math.round(run.summary.tokensPerSecond).toLocaleString('en-US')} tok/s`)
     assert.match(await stat('max-length'), /GiB/)
+    assert.equal(await stat('weights'), 'pretrained')
     assert.notEqual(await stat('max-length'), await stat('predicted'), 'the max_length worst case is shown beside, not instead')
     assert.ok((await pixelsNear(page, '#mem-chart canvas', '#e8590c')) > 50, 'the predicted peak line is drawn')
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-default-run.png'), fullPage: true })

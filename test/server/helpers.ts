@@ -24,6 +24,7 @@ export function cannedEvents(steps: number, t0 = 1_764_000_000_000): TrainerEven
       totalSteps: steps,
       config: { TrainingArguments: { max_steps: steps } },
       predicted: { peakAllocatedBytes: Math.round(9.5 * GIB), peakBytes: Math.round(11 * GIB) },
+      weights: { mode: 'random', source: 'random', configFrom: 'phi-3-mini-128k-instruct' },
     },
   ]
   for (let step = 1; step <= steps; step++) {

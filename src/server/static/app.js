@@ -227,7 +227,7 @@ function showRun(id) {
     loss: stepChart($('#loss-chart'), { label: 'Loss', yLabel: 'Loss', color: '#e64980', digits: 4 }),
     tps: stepChart($('#tps-chart'), { label: 'Tokens/s', yLabel: 'Tokens per second', color: '#12b886', digits: 0, yFrom0: true }),
   }
-  const d = { t0: null, predicted: null, time: [], alloc: [], reserved: [], peak: [], used: [], steps: [], loss: [], tps: [], rankPeaks: [] }
+  const d = { t0: null, predicted: null, weights: null, time: [], alloc: [], reserved: [], peak: [], used: [], steps: [], loss: [], tps: [], rankPeaks: [] }
   let pending = false
   const redraw = () => {
     if (pending) return
@@ -265,6 +265,13 @@ function showRun(id) {
       // The summary's throughput (steady steps, non-padding tokens), the terminal's figure; none while running.
       const tps = run.summary?.tokensPerSecond
       if (typeof tps === 'number') stats.push(['throughput', 'Throughput (steady steps)', `${Math.round(tps).toLocaleString('en-US')} tok/s`])
+      // Where the base's weights came from (the start event, train.py --weights): random weights keep the
+      // memory and speed figures real but make the loss meaningless, as the terminal says.
+      if (d.weights) {
+        const w = d.weights
+        const text = w.source === 'random' ? `random, built from ${w.configFrom ?? "the model's config"} (--weights ${w.mode}): the loss means nothing` : 'pretrained'
+        stats.push(['weights', 'Base weights', text])
+      }
       // Distributed runs: each rank's measured peak against the planner's per-rank prediction.
       const perRank = run.summary?.measuredPeakBytesPerRank ?? (d.rankPeaks.length > 1 ? d.rankPeaks : null)
       if (perRank && perRank.length > 1) {
@@ -290,6 +297,10 @@ function showRun(id) {
   const es = new EventSource(`/v1/runs/${encodeURIComponent(id)}/events`)
   const onEvent = (msg) => {
     const e = JSON.parse(msg.data)
+    if (e.type === 'start' && e.weights && !e.rank) {
+      d.weights = e.weights
+      header()
+    }
     if (e.type === 'step' && e.rank != null) d.rankPeaks[e.rank] = e.memory.peakAllocatedBytes
     // One series per chart: rank 0's steps (a distributed run's other ranks only add their peaks).
     if (e.type === 'step' && !e.rank) {
