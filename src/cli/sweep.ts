@@ -14,7 +14,7 @@ import { renderPlots } from '../sweep/plots.ts'
 import { reportMarkdown } from '../sweep/report.ts'
 import { ratioOf, toCsv, type PointResult } from '../sweep/results.ts'
 import { runSweep } from '../sweep/run.ts'
-import { WEIGHTS_MODES, type WeightsMode } from '../runtime/types.ts'
+import { DEVICE_CHOICES, WEIGHTS_MODES, type WeightsMode } from '../runtime/trainer-choices.ts'
 import { atScale, MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
 
 type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; weights?: WeightsMode; json?: boolean; calibrate?: boolean; profile?: string }
@@ -30,7 +30,7 @@ export function command(): Command {
     .argument('<spec>', 'sweep spec YAML: a base (model, data, plan fields) and a grid over plan fields (see examples/sweeps/)')
     .option('--out <dir>', 'where points.json, points.csv, report.md and the plots go (default: sweeps/<spec name>); a rerun skips finished points')
     .option('--steps <n>', 'optimizer steps per point (default: the spec’s steps, else 3)', stepsArg)
-    .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(['auto', 'cpu', 'cuda']))
+    .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(DEVICE_CHOICES))
     .option('--model <model>', 'catalog model, model directory or hub id for every point (overrides the spec’s model); a spec’s scales entry for it sets the seed’s values')
     .addOption(new Option('--weights <source>', 'auto (default): the model’s real weights when present, else random ones built from its config (memory and tokens/s are the real model’s, the loss means nothing; report.md says so); pretrained: real weights or the point fails; random: always random').choices(WEIGHTS_MODES))
     .option('--json', 'print points.json’s document as the last stdout line')

@@ -11,7 +11,8 @@ import type { StepEvent, TrainerEvent } from '../runtime/events.ts'
 import { logEvery, progressLine, summaryLines } from '../runtime/progress.ts'
 import { startRun, type SupervisedRun } from '../runtime/supervisor.ts'
 import { checkDistributed } from '../runtime/torchrun.ts'
-import { WEIGHTS_MODES, type TuneOptions } from '../runtime/types.ts'
+import { DEVICE_CHOICES, METHOD_CHOICES, PARALLELISMS, WEIGHTS_MODES } from '../runtime/trainer-choices.ts'
+import type { TuneOptions } from '../runtime/types.ts'
 import { formatBytes, formatCount } from '../units.ts'
 
 /** The run options a user can set, plus what only the command line has. */
@@ -49,8 +50,8 @@ export function command(): Command {
     .option('--data <path|url>', 'dataset: jsonl, json, csv or parquet; messages, prompt/completion or text rows (default: examples/data)')
     .option('--output <dir>', 'where the adapter, checkpoints and run.json go (default: runs/<run id>)')
     .option('--max-steps <n>', 'stop after this many optimizer steps (overrides TrainingArguments.max_steps)', positiveInt('--max-steps'))
-    .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(['auto', 'cpu', 'cuda']))
-    .addOption(new Option('--method <method>', 'fine-tuning method; auto follows the config (4/8-bit quantization → qlora, else lora)').choices(['auto', 'lora', 'qlora', 'full']))
+    .addOption(new Option('--device <device>', 'where to train (default: auto, a GPU when torch can use one)').choices(DEVICE_CHOICES))
+    .addOption(new Option('--method <method>', 'fine-tuning method; auto follows the config (4/8-bit quantization → qlora, else lora)').choices(METHOD_CHOICES))
     .option('--resume <run>', 'continue a run (its id under runs/, or its directory) from its last checkpoint')
     .option('--skip-bad-rows', 'skip dataset rows that do not parse instead of refusing the run')
     .option('--auto-fit', 'after an out-of-memory failure, retry once with the planner’s recommended configuration')
@@ -59,7 +60,7 @@ export function command(): Command {
     .option('--packing', 'pack examples without padding (overrides TrainingArguments.packing)')
     .addOption(new Option('--weights <source>', 'pretrained: the model’s real weights, else fail (default); auto: real when present, else random weights built from its config (catalog models or a directory with config.json); random: always random. Random weights measure memory and speed only: the loss means nothing').choices(WEIGHTS_MODES))
     .option('--nproc <n>', 'ranks (processes) on this node, run under torchrun; gloo on CPU, nccl on CUDA (default 1)', positiveInt('--nproc'))
-    .addOption(new Option('--parallelism <kind>', 'with --nproc: ddp (a replica per rank) or fsdp (FSDP2: parameters, gradients, optimizer state sharded)').choices(['ddp', 'fsdp']))
+    .addOption(new Option('--parallelism <kind>', 'with --nproc: ddp (a replica per rank) or fsdp (FSDP2: parameters, gradients, optimizer state sharded)').choices(PARALLELISMS))
     .option('--nnodes <n>', 'nodes the run spans (each runs this command with its own --node-rank)', positiveInt('--nnodes'))
     .option('--node-rank <r>', 'this node’s rank, 0..nnodes-1 (0 holds the master and writes the adapter)', nonNegativeInt('--node-rank'))
     .option('--master-addr <addr>', 'address of node rank 0 (multi-node)')

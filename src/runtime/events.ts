@@ -5,6 +5,7 @@
  * Byte counts are bytes; times are Unix epoch milliseconds (`t`).
  */
 import { z } from 'zod'
+import { PARALLELISMS, WEIGHTS_MODES } from './trainer-choices.ts'
 
 const bytes = z.number().int().nonnegative()
 
@@ -52,14 +53,14 @@ export const startEvent = z.object({
   resumedFromStep: z.number().int().nonnegative().optional(),
   /** Distributed runs: ranks in the run and how the model is spread over them. */
   ranks: z.number().int().positive().optional(),
-  parallelism: z.enum(['ddp', 'fsdp']).optional(),
+  parallelism: z.enum(PARALLELISMS).optional(),
   /** The effective batch = perDeviceBatch x ranks x gradientAccumulation (examples per optimizer step). */
   perDeviceBatch: z.number().int().positive().optional(),
   gradientAccumulation: z.number().int().positive().optional(),
   effectiveBatch: z.number().int().positive().optional(),
   /** Where the base's weights came from (train.py --weights); `random`: built from the config, the loss means nothing. */
   weights: z
-    .object({ mode: z.enum(['pretrained', 'auto', 'random']), source: z.enum(['pretrained', 'random']), configFrom: z.string().optional(), tokenizer: z.string().optional(), note: z.string().optional() })
+    .object({ mode: z.enum(WEIGHTS_MODES), source: z.enum(['pretrained', 'random']), configFrom: z.string().optional(), tokenizer: z.string().optional(), note: z.string().optional() })
     .optional(),
 })
 

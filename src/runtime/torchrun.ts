@@ -8,8 +8,9 @@
  * the same command with its own rank (on Kubernetes, one pod of an Indexed Job per node).
  */
 import { ExitError } from '../errors.ts'
+import type { Parallelism } from './trainer-choices.ts'
 
-export type Parallelism = 'ddp' | 'fsdp'
+export type { Parallelism } from './trainer-choices.ts'
 
 export type DistributedOptions = {
   /** Processes (ranks) on this node; 1 or undefined on one node = no torchrun. */

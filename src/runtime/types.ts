@@ -5,6 +5,9 @@
 import type { RunSummary, TrainerEvent } from './events.ts'
 import type { LossImpl } from '../planner/types.ts'
 import type { DistributedOptions } from './torchrun.ts'
+import type { DeviceChoice, MethodChoice, WeightsMode } from './trainer-choices.ts'
+
+export { WEIGHTS_MODES, type WeightsMode } from './trainer-choices.ts'
 
 export type TuneOptions = {
   /** training_config YAML (ConfigMap or bare document); default: KAITO's qlora template adapted for the device. */
@@ -16,9 +19,9 @@ export type TuneOptions = {
   /** Output directory; default: runs/<runId>. */
   output?: string
   maxSteps?: number
-  device?: 'auto' | 'cpu' | 'cuda'
+  device?: DeviceChoice
   /** Fine-tuning method; `auto` (default) follows the config: 4/8-bit quantization → qlora, else lora. */
-  method?: 'auto' | 'lora' | 'qlora' | 'full'
+  method?: MethodChoice
   /** A run id or run directory to continue from its last checkpoint. */
   resume?: string
   skipBadRows?: boolean
@@ -39,9 +42,6 @@ export type TuneOptions = {
   env?: Record<string, string>
 } & DistributedOptions
 
-/** train.py --weights. */
-export const WEIGHTS_MODES = ['pretrained', 'auto', 'random'] as const
-export type WeightsMode = (typeof WEIGHTS_MODES)[number]
 
 export interface RunHandle {
   readonly id: string

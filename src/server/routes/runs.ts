@@ -11,7 +11,7 @@ import { checkDistributed } from '../../runtime/torchrun.ts'
 import { newRunId } from '../../runtime/run-id.ts'
 import { runState, trainerEvent } from '../../runtime/events.ts'
 import { LOSSES } from '../../planner/fields.ts'
-import { WEIGHTS_MODES } from '../../runtime/types.ts'
+import { DEVICE_CHOICES, METHOD_CHOICES, PARALLELISMS, WEIGHTS_MODES } from '../../runtime/trainer-choices.ts'
 import type { RunStore } from '../../store/runs.ts'
 import { readTuningFile } from '../../config/parse.ts'
 import { readJson } from '../body.ts'
@@ -42,8 +42,8 @@ const createRunBody = z
     model: location.optional(),
     data: location.optional(),
     maxSteps: z.number().int().positive().max(10_000_000).optional(),
-    device: z.enum(['auto', 'cpu', 'cuda']).optional(),
-    method: z.enum(['auto', 'lora', 'qlora', 'full']).optional(),
+    device: z.enum(DEVICE_CHOICES).optional(),
+    method: z.enum(METHOD_CHOICES).optional(),
     /** Only a run id: a path here would let a client point the trainer at any directory. */
     resume: runId.optional(),
     skipBadRows: z.boolean().optional(),
@@ -57,7 +57,7 @@ const createRunBody = z
     // Distributed on this server's node (issue 12), as `headroom tune --nproc N --parallelism P`;
     // multi-node runs start one supervisor per node, from the CLI.
     nproc: z.number().int().min(1).max(1024).optional(),
-    parallelism: z.enum(['ddp', 'fsdp']).optional(),
+    parallelism: z.enum(PARALLELISMS).optional(),
     runId: runId.optional(),
   })
   .strict()
