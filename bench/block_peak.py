@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import weakref
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from live_storages import LiveStorages  # noqa: E402 (bench/ is the script's own directory)
 
 
 def main(argv=None) -> int:
@@ -80,12 +81,6 @@ def main(argv=None) -> int:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
-    pre = {id(t.untyped_storage()) for t in list(model.parameters()) + list(model.buffers()) + [ids]}
-    for st in optimizer.state.values():
-        for v in st.values():
-            if isinstance(v, torch.Tensor):
-                pre.add(id(v.untyped_storage()))
-
     stack = ["-"]
 
     def entered(name):
@@ -104,13 +99,12 @@ def main(argv=None) -> int:
         module.register_forward_pre_hook(entered(short))
         module.register_forward_hook(left(short))
 
-    alive: dict[int, tuple] = {}
-    state = {"live": 0, "peak": 0, "at": None, "snap": None, "n": 0, "blocks": False, "bpeak": 0, "bat": None, "bsnap": None}
+    live = LiveStorages(exclude=list(model.parameters()) + list(model.buffers()) + [ids] + [
+        v for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)])
+    state = {"peak": 0, "at": None, "snap": None, "n": 0, "blocks": False, "bpeak": 0, "bat": None, "bsnap": None}
 
-    def freed(key):
-        e = alive.pop(key, None)
-        if e is not None:
-            state["live"] -= e[0]
+    def snap():
+        return [(n, *info) for n, info in live.snapshot()]
 
     class Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, a=(), kw=None):
@@ -118,26 +112,16 @@ def main(argv=None) -> int:
             node = torch._C._current_autograd_node()
             where = f"{type(node).__name__ if node is not None else 'fw'}@{stack[-1]}"
             for t in tree_flatten(out)[0]:
-                if not isinstance(t, torch.Tensor):
-                    continue
-                s = t.untyped_storage()
-                key = id(s)
-                if key in alive or key in pre:
-                    continue
-                try:
-                    ref = weakref.ref(s, lambda _, key=key: freed(key))
-                except TypeError:
-                    continue
-                alive[key] = (s.nbytes(), str(func), where, tuple(t.shape), str(t.dtype), ref)
-                state["live"] += s.nbytes()
+                if isinstance(t, torch.Tensor):
+                    live.add(t, (str(func), where, tuple(t.shape), str(t.dtype)))
             state["n"] += 1
             # From the first block recompute in backward on, the blocks' backward phase (the loss's is over).
             if node is not None and stack[-1].startswith("layers."):
                 state["blocks"] = True
-            if state["blocks"] and state["live"] > state["bpeak"]:
-                state.update(bpeak=state["live"], bat=(state["n"], str(func), where), bsnap=[v[:5] for v in alive.values()])
-            if state["live"] > state["peak"]:
-                state.update(peak=state["live"], at=(state["n"], str(func), where), snap=[v[:5] for v in alive.values()])
+            if state["blocks"] and live.bytes > state["bpeak"]:
+                state.update(bpeak=live.bytes, bat=(state["n"], str(func), where), bsnap=snap())
+            if live.bytes > state["peak"]:
+                state.update(peak=live.bytes, at=(state["n"], str(func), where), snap=snap())
             return out
 
     with Mode():

@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import weakref
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from live_storages import LiveStorages  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -73,14 +74,9 @@ def main(argv=None) -> int:
         module.register_forward_pre_hook(entered(short))
         module.register_forward_hook(left(short))
 
-    alive: dict[int, tuple] = {}
-    state = {"live": 0, "peak": 0, "at": None, "snapshot": []}
+    live = LiveStorages()
+    state = {"peak": 0, "at": None, "snapshot": []}
     timeline: list = []
-
-    def freed(key: int) -> None:
-        entry = alive.pop(key, None)
-        if entry is not None:
-            state["live"] -= entry[0]
 
     class Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -88,22 +84,12 @@ def main(argv=None) -> int:
             node = torch._C._current_autograd_node()
             where = f"{type(node).__name__ if node is not None else 'fw'}@{stack[-1]}"
             for t in tree_flatten(out)[0]:
-                if not isinstance(t, torch.Tensor):
-                    continue
-                storage = t.untyped_storage()
-                key = id(storage)
-                if key in alive:
-                    continue
-                try:
-                    ref = weakref.ref(storage, lambda _, key=key: freed(key))
-                except TypeError:
-                    continue
-                alive[key] = (storage.nbytes(), str(func), where, tuple(t.shape), str(t.dtype), ref)
-                state["live"] += storage.nbytes()
-            timeline.append((state["live"], str(func), where))
-            if state["live"] > state["peak"]:
-                state.update(peak=state["live"], at=(str(func), where))
-                state["snapshot"] = sorted((v[:5] for v in alive.values()), reverse=True)[:20]
+                if isinstance(t, torch.Tensor):
+                    live.add(t, (str(func), where, tuple(t.shape), str(t.dtype)))
+            timeline.append((live.bytes, str(func), where))
+            if live.bytes > state["peak"]:
+                state.update(peak=live.bytes, at=(str(func), where))
+                state["snapshot"] = sorted(((n, *info) for n, info in live.snapshot()), reverse=True)[:20]
             return out
 
     with Mode():

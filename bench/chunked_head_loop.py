@@ -13,7 +13,8 @@ backward node runs (after every cast's backward), and the most during backward.
 """
 import argparse
 import json
-import weakref
+
+from live_storages import LiveStorages
 
 
 def main(argv=None) -> int:
@@ -38,34 +39,24 @@ def main(argv=None) -> int:
     x = torch.randn(a.batch, a.tokens, a.hidden, dtype=torch.bfloat16)
     targets = torch.randint(0, a.vocab, (a.batch, a.tokens))
 
-    live = {"bytes": 0}
     # The weights' storages are not the loop's (the head's weight, viewed transposed, has the vocabulary last).
-    alive = {id(q.untyped_storage()): 0 for q in (proj.weight, head.weight)}
+    live = LiveStorages(exclude=[proj.weight, head.weight])
     state = {"peak": 0, "casts": False, "head": None}
-
-    def freed(key):
-        n = alive.pop(key, None)
-        if n:
-            live["bytes"] -= n
 
     class Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
             for t in tree_flatten(out)[0]:
                 if isinstance(t, torch.Tensor) and t.dim() >= 1 and t.shape[-1] == a.vocab:
-                    s = t.untyped_storage()
-                    if id(s) not in alive:
-                        alive[id(s)] = s.nbytes()
-                        live["bytes"] += s.nbytes()
-                        weakref.finalize(s, freed, id(s))
+                    live.add(t)
             node = torch._C._current_autograd_node()
             if node is not None:
                 name = type(node).__name__
                 if name == "ToCopyBackward0":
                     state["casts"] = True
                 elif state["casts"] and state["head"] is None:
-                    state["head"] = live["bytes"]
-                state["peak"] = max(state["peak"], live["bytes"])
+                    state["head"] = live.bytes
+                state["peak"] = max(state["peak"], live.bytes)
             return out
 
     def chunked_cross_entropy(logits, targets):
@@ -80,7 +71,7 @@ def main(argv=None) -> int:
         logits = [t.to(torch.get_default_dtype()) for t in logits]  # Fabric's convert_output
         logits[-1] = logits[-1][..., :-1, :]
         loss = chunked_cross_entropy(logits, targets[..., 1:])
-        start = live["bytes"]
+        start = live.bytes
         loss.backward()
 
     logit_elements = a.batch * a.tokens * a.vocab

@@ -28,9 +28,10 @@ import json
 import shutil
 import sys
 import tempfile
-import weakref
 from collections import defaultdict
 from pathlib import Path
+
+from live_storages import LiveStorages
 
 
 def importable(src: Path) -> Path:
@@ -76,14 +77,11 @@ def main(argv=None) -> int:
     ids = torch.randint(0, config.vocab_size, (a.batch, a.seq))
     targets = torch.randint(0, config.vocab_size, (a.batch, a.seq))
 
-    pre = {id(t.untyped_storage()) for t in list(model.parameters()) + list(model.buffers()) + [ids, targets]}
-    alive: dict[int, tuple] = {}
-    state = {"live": 0, "peak": 0, "peakAt": None, "peakSnap": None, "phase": "forward", "head": None, "nodes": []}
+    live = LiveStorages(exclude=list(model.parameters()) + list(model.buffers()) + [ids, targets])
+    state = {"peak": 0, "peakAt": None, "peakSnap": None, "phase": "forward", "head": None, "nodes": []}
 
-    def freed(key):
-        e = alive.pop(key, None)
-        if e is not None:
-            state["live"] -= e[0]
+    def snap():
+        return [(n, *info) for n, info in live.snapshot()]
 
     class Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -91,28 +89,18 @@ def main(argv=None) -> int:
             node = torch._C._current_autograd_node()
             name = type(node).__name__ if node is not None else "fw"
             for t in tree_flatten(out)[0]:
-                if not isinstance(t, torch.Tensor):
-                    continue
-                s = t.untyped_storage()
-                key = id(s)
-                if key in alive or key in pre:
-                    continue
-                try:
-                    ref = weakref.ref(s, lambda _, key=key: freed(key))
-                except TypeError:
-                    continue
-                alive[key] = (s.nbytes(), f"{state['phase']}:{name}", tuple(t.shape), str(t.dtype), ref)
-                state["live"] += s.nbytes()
+                if isinstance(t, torch.Tensor):
+                    live.add(t, (f"{state['phase']}:{name}", tuple(t.shape), str(t.dtype)))
             if node is not None and (not state["nodes"] or state["nodes"][-1][0] != name):
-                state["nodes"].append([name, state["live"]])
+                state["nodes"].append([name, live.bytes])
             # The head's backward starts at the first node after the fp32->bf16 casts' (ToCopyBackward0: Fabric's
             # convert_output made them after the forward, so the engine runs them all before any of the head's nodes).
             if node is not None and name == "ToCopyBackward0":
                 state["castsSeen"] = True
             elif state["head"] is None and node is not None and state.get("castsSeen"):
-                state["head"] = {"node": name, "live": state["live"], "snap": [v[:4] for v in alive.values()]}
-            if state["live"] > state["peak"]:
-                state.update(peak=state["live"], peakAt=f"{state['phase']}:{name}:{func}", peakSnap=[v[:4] for v in alive.values()])
+                state["head"] = {"node": name, "live": live.bytes, "snap": snap()}
+            if live.bytes > state["peak"]:
+                state.update(peak=live.bytes, peakAt=f"{state['phase']}:{name}:{func}", peakSnap=snap())
             return out
 
     with Mode():
@@ -120,7 +108,7 @@ def main(argv=None) -> int:
         logits = model(ids, lm_head_chunk_size=128)
         logits[-1] = logits[-1][..., :-1, :]
         loss = chunked_cross_entropy(logits, targets[..., 1:])
-        start = {"live": state["live"], "snap": [v[:4] for v in alive.values()]}
+        start = {"live": live.bytes, "snap": snap()}
         state["phase"] = "backward"
         fabric.backward(loss)
 
