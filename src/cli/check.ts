@@ -7,10 +7,11 @@ import { Command, Option } from 'commander'
 import { checkConfig, type CheckResult } from '../config/check.ts'
 import { capIssues } from '../config/issue-cap.ts'
 import { readConfigFile } from '../config/parse.ts'
+import { CHECK_TARGETS, TUNING_METHODS, type Target, type TuningMethod } from '../config/rules.ts'
 import { ExitError, formatIssues, type Issue } from '../errors.ts'
 import { formatGiB } from '../units.ts'
 
-type CheckFlags = { model?: string; gpu?: string; seq?: string; method?: 'lora' | 'qlora'; target: 'local' | 'cluster'; json?: boolean }
+type CheckFlags = { model?: string; gpu?: string; seq?: string; method?: TuningMethod; target: Target; json?: boolean }
 
 export function command(): Command {
   return new Command('check')
@@ -18,8 +19,8 @@ export function command(): Command {
     .option('--model <model>', 'catalog id, config.json path or hub id; enables target-module and memory checks')
     .option('--gpu <gpu>', 'GPU name or instance type, e.g. A10 or Standard_NC24ads_A100_v4; enables the memory-fit check')
     .option('--seq <tokens>', 'sequence length to plan at (overrides TrainingArguments.max_length)')
-    .addOption(new Option('--method <method>', 'the Workspace tuning method (KAITO checks quantization flags against it)').choices(['lora', 'qlora']))
-    .addOption(new Option('--target <target>', 'local, or cluster: KAITO rules on output_dir and Headroom-only fields').choices(['local', 'cluster']).default('local'))
+    .addOption(new Option('--method <method>', 'the Workspace tuning method (KAITO checks quantization flags against it)').choices(TUNING_METHODS))
+    .addOption(new Option('--target <target>', 'local, or cluster: KAITO rules on output_dir and Headroom-only fields').choices(CHECK_TARGETS).default('local'))
     .option('--json', 'print {valid, issues, warnings, plan?} as JSON')
     .action(async (file: string, flags: CheckFlags) => {
       const seq = flags.seq === undefined ? undefined : parseSeq(flags.seq)

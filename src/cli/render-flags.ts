@@ -6,6 +6,7 @@
 import { type Command, Option } from 'commander'
 import { loadModel } from '../catalog/index.ts'
 import { readConfigFile } from '../config/parse.ts'
+import { TUNING_METHODS, type TuningMethod } from '../config/rules.ts'
 import { ExitError } from '../errors.ts'
 import { RENDER_DEFAULTS, type RenderOptions } from '../k8s/index.ts'
 
@@ -15,7 +16,7 @@ export type RenderFlags = {
   model?: string
   gpu?: string
   seq?: string
-  method?: 'lora' | 'qlora'
+  method?: TuningMethod
   name?: string
   namespace?: string
   data?: string
@@ -44,7 +45,7 @@ export function addRenderOptions(cmd: Command, opts: { targetRequired: boolean }
     .option('--model <model>', `catalog id or hub id (default ${RENDER_DEFAULTS.model})`)
     .option('--gpu <instance type>', `instance type, e.g. Standard_NC24ads_A100_v4 (default ${RENDER_DEFAULTS.gpu})`)
     .option('--seq <tokens>', 'sequence length (overrides TrainingArguments.max_length)')
-    .addOption(new Option('--method <method>', 'tuning method (overrides QuantizationConfig)').choices(['lora', 'qlora']))
+    .addOption(new Option('--method <method>', 'tuning method (overrides QuantizationConfig)').choices(TUNING_METHODS))
     .option('--name <name>', 'Workspace or Job name (default <model>-tuning)')
     .option('--namespace <ns>', 'namespace of every object')
     .option('--data <url | pvc:CLAIM/path>', 'the dataset: an https URL, or a file on a PersistentVolumeClaim')

@@ -12,6 +12,7 @@
 import type { Hardware, ModelArch } from '../catalog/types.ts'
 import { defaultLoraTargets, KAITO_PHI3_TARGETS } from '../catalog/index.ts'
 import { ConfigError } from '../errors.ts'
+import type { Target } from './rules.ts'
 import type { Attention, LossImpl, Method, Optimizer, PlanInput } from '../planner/types.ts'
 import { dtypeFromTorchName, type Dtype, type Quant } from '../units.ts'
 
@@ -32,7 +33,7 @@ export type DecodeContext = {
   /** A sequence length that replaces max_length (check --seq): a what-if, not capped at the model's context. */
   seq?: number
   /** local: Headroom's trainer. cluster: KAITO's tuning pod (its own defaults differ; see decode). */
-  target?: 'local' | 'cluster'
+  target?: Target
   /** The Workspace's tuning.preset.name (KAITO sets DEFAULT_TARGET_MODULES for `phi-3*`). */
   presetName?: string
   /** The trainer process's environment, as values (only these two are read). */

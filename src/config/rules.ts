@@ -22,8 +22,12 @@ import {
 } from './schema.ts'
 import { closest } from './suggest.ts'
 
-export type Target = 'local' | 'cluster'
-export type TuningMethod = 'lora' | 'qlora'
+/** Where a checked config will run: `cluster` adds KAITO's rules for a Workspace (output_dir under /mnt). */
+export const CHECK_TARGETS = ['local', 'cluster'] as const
+export type Target = (typeof CHECK_TARGETS)[number]
+/** KAITO's tuning methods (Workspace.tuning.method): what check, render and submit take as --method / method. */
+export const TUNING_METHODS = ['lora', 'qlora'] as const
+export type TuningMethod = (typeof TUNING_METHODS)[number]
 
 export type RuleContext = {
   /** The training_config map as written. */

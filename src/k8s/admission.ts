@@ -4,7 +4,7 @@
  * `render` never disagree about what to change. Pure.
  */
 import type { Hardware } from '../catalog/types.ts'
-import { memoryFixes } from '../config/rules.ts'
+import { memoryFixes, type Target } from '../config/rules.ts'
 import { ExitError } from '../errors.ts'
 import type { MemoryPlan, PlanInput } from '../planner/types.ts'
 import { formatGiB } from '../units.ts'
@@ -23,7 +23,7 @@ export type AdmitContext = {
   /** Plans a variation of `input` the way the target's runtime would run it. */
   planWith: (patch: Partial<PlanInput>) => MemoryPlan
   hardware: Hardware
-  target: 'local' | 'cluster'
+  target: Target
   force?: boolean
 }
 

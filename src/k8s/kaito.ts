@@ -3,6 +3,7 @@
  * the ConfigMap rendered beside it, the input and the output (field by field as KAITO's CRD
  * and webhook define them: ../shared/kaito-data/tuning/workspace_tuning_api_fields.csv). Pure.
  */
+import type { TuningMethod } from '../config/rules.ts'
 import type { DataSource } from './sources.ts'
 import { labels, metadata, type Meta } from './objects.ts'
 
@@ -12,7 +13,7 @@ export type WorkspaceSpec = {
   meta: Meta
   instanceType: string
   preset: string
-  method: 'lora' | 'qlora'
+  method: TuningMethod
   configMap: string
   data: DataSource
   output: WorkspaceOutput

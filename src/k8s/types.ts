@@ -1,5 +1,6 @@
 /** The shapes `headroom render` (and `submit`, which renders first) take and return. */
 import type { ModelArch } from '../catalog/types.ts'
+import type { TuningMethod } from '../config/rules.ts'
 import type { MemoryPlan, PlanInput } from '../planner/types.ts'
 
 /** kaito: a KAITO Workspace + its tuning ConfigMap. job: a ConfigMap + batch/v1 Job running Headroom's runtime image. */
@@ -18,7 +19,7 @@ export type RenderOptions = {
   /** Overrides TrainingArguments.max_length. */
   seq?: number
   /** Overrides what QuantizationConfig says (KAITO's tuning.method). */
-  method?: 'lora' | 'qlora'
+  method?: TuningMethod
   /** Name of the Workspace or Job (ConfigMap `<name>-config`); default `<model>-tuning`. */
   name?: string
   namespace?: string

@@ -5,6 +5,7 @@
  * Byte counts are bytes; times are Unix epoch milliseconds (`t`).
  */
 import { z } from 'zod'
+import { METHODS } from '../planner/fields.ts'
 import { PARALLELISMS, WEIGHTS_MODES } from './trainer-choices.ts'
 
 const bytes = z.number().int().nonnegative()
@@ -35,7 +36,7 @@ export const startEvent = z.object({
   device: z.enum(['cpu', 'cuda']),
   deviceName: z.string().optional(),
   model: z.object({ name: z.string(), params: z.number().int().nonnegative() }),
-  method: z.enum(['full', 'lora', 'qlora']),
+  method: z.enum(METHODS),
   /** What the matmuls run in, after the CPU capability decision (python/headroom_runtime/_device.py). */
   computeDtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
   totalSteps: z.number().int().nonnegative(),

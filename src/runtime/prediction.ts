@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from '../errors.ts'
+import type { MethodChoice } from './trainer-choices.ts'
 import { findGpu, loadModel } from '../catalog/index.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
 import { decode, type Sections } from '../config/codec.ts'
@@ -25,7 +26,7 @@ export type PredictContext = {
   model?: string
   device: 'cpu' | 'cuda'
   /** --method, when the user overrides what the config implies. */
-  method?: 'auto' | 'lora' | 'qlora' | 'full'
+  method?: MethodChoice
   /** tune's --loss, --offload-activations, --packing: they override the config's keys, in the trainer and here. */
   levers?: Levers
   /** Distributed runs: ranks (world size) and how the model is spread; the plan is then per rank. */

@@ -3,12 +3,13 @@
  * the config checker, the catalog and the supervisor only when a route first needs them.
  * Tests can pass their own.
  */
+import type { Target, TuningMethod } from '../config/rules.ts'
 import type { MemoryPlan } from '../planner/types.ts'
 import type { StartRun } from './hub.ts'
 import { checkInWorker, type CheckWorkerOptions } from './check-worker.ts'
 import { checkFileRef, checkModelRef, pathPolicy, type PathPolicy } from './path-policy.ts'
 
-export type CheckInput = { config: string; model?: string; gpu?: string; seq?: number; method?: 'lora' | 'qlora'; target?: 'local' | 'cluster' }
+export type CheckInput = { config: string; model?: string; gpu?: string; seq?: number; method?: TuningMethod; target?: Target }
 
 export type Services = {
   /** Validates plan flags (camelCase) and plans; throws HttpError/ExitError/ConfigError for bad input. */

@@ -5,6 +5,7 @@
  */
 import { Hono } from 'hono'
 import { z } from 'zod'
+import { CHECK_TARGETS, TUNING_METHODS } from '../../config/rules.ts'
 import { readJson, readJsonRaw } from '../body.ts'
 import type { Services } from '../services.ts'
 
@@ -15,9 +16,9 @@ const checkBody = z
     model: z.string().min(1).max(512).optional(),
     gpu: z.string().min(1).max(128).optional(),
     seq: z.number().int().positive().max(10_000_000).optional(),
-    method: z.enum(['lora', 'qlora']).optional(),
+    method: z.enum(TUNING_METHODS).optional(),
     /** cluster adds KAITO's rules for a Workspace (output_dir under /mnt). */
-    target: z.enum(['local', 'cluster']).optional(),
+    target: z.enum(CHECK_TARGETS).optional(),
   })
   .strict()
 
