@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander'
 import { ExitError } from '../errors.ts'
+import { DEVICE_CHOICES } from '../runtime/trainer-choices.ts'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
@@ -30,7 +31,7 @@ export function command(): Command {
     .option('--port <n>', 'port to listen on (0: any free port)', '5000')
     .addOption(new Option('--token <token>', 'bearer token every route but /health requires').env('HEADROOM_SERVE_TOKEN'))
     .addOption(new Option('--engine <engine>', 'transformers (any device) or vllm (GPU, vLLM installed); auto picks vllm only where it can run').choices(['auto', 'transformers', 'vllm']).default('auto'))
-    .addOption(new Option('--device <device>', 'where the model runs').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .addOption(new Option('--device <device>', 'where the model runs').choices(DEVICE_CHOICES).default('auto'))
     .option('--max-concurrency <n>', 'requests in flight (queued or decoding) before the next is answered 429', '64')
     .action(async (flags: Flags) => {
       const port = Number(flags.port)

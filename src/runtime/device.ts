@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DeviceChoice } from './trainer-choices.ts'
 
 const NVIDIA_GPUS = '/proc/driver/nvidia/gpus'
 
@@ -37,7 +38,7 @@ export function torchHasCuda(venvDir: string): boolean {
 }
 
 /** `auto` → `cuda` when a GPU and a CUDA build of torch are both present, else `cpu`. */
-export function resolveDevice(requested: 'auto' | 'cpu' | 'cuda' | undefined, venvDir: string): 'cpu' | 'cuda' {
+export function resolveDevice(requested: DeviceChoice | undefined, venvDir: string): 'cpu' | 'cuda' {
   if (requested === 'cpu' || requested === 'cuda') return requested
   return nvidiaGpuNames().length > 0 && torchHasCuda(venvDir) ? 'cuda' : 'cpu'
 }

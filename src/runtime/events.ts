@@ -5,7 +5,7 @@
  * Byte counts are bytes; times are Unix epoch milliseconds (`t`).
  */
 import { z } from 'zod'
-import { METHODS } from '../planner/fields.ts'
+import { DEVICES, METHODS } from '../planner/fields.ts'
 import { PARALLELISMS, WEIGHTS_MODES } from './trainer-choices.ts'
 
 const bytes = z.number().int().nonnegative()
@@ -33,7 +33,7 @@ const base = {
 export const startEvent = z.object({
   ...base,
   type: z.literal('start'),
-  device: z.enum(['cpu', 'cuda']),
+  device: z.enum(DEVICES),
   deviceName: z.string().optional(),
   model: z.object({ name: z.string(), params: z.number().int().nonnegative() }),
   method: z.enum(METHODS),
@@ -133,7 +133,7 @@ export const runSummary = z.object({
   firstLoss: z.number().nullable(),
   lastLoss: z.number().nullable(),
   adapterDir: z.string().nullable(),
-  device: z.enum(['cpu', 'cuda']),
+  device: z.enum(DEVICES),
   /** The planner's peak for the longest batch the run really trained on (batch x longest seq seen); null before any batch. */
   predictedPeakBytes: bytes.nullable(),
   /** The planner's worst case at the configured max_length, beside it (optional for older reporters). */

@@ -26,6 +26,7 @@ import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
 import { PredictedPeak } from './predicted-peak.ts'
 import { parseWorkerLine, type ReadyEvent, type WorkerRequest } from './serve-events.ts'
 import { describeRankFailure, isDistributed, rootCause, torchrunArgs, worldSize } from './torchrun.ts'
+import type { DeviceChoice } from './trainer-choices.ts'
 
 /** How the supervisor runs, beyond what the user chose; tests swap the trainer for a fake. */
 export type SupervisorOptions = {
@@ -587,7 +588,7 @@ export type ServeWorkerOptions = {
   model?: string
   adapters?: { name: string; dir: string }[]
   adaptersDir?: string
-  device?: 'auto' | 'cpu' | 'cuda'
+  device?: DeviceChoice
   maxBatch?: number
   /** Tests swap the worker for a fake: command and leading arguments; the flags are appended. */
   worker?: { command: string; args: string[] }

@@ -3,6 +3,8 @@
  * vLLM's OpenAI server (GPU only, one model id per LoRA adapter). Pure: the caller probes
  * whether vLLM imports and whether a GPU is present, and this decides.
  */
+import type { DeviceChoice } from '../runtime/trainer-choices.ts'
+
 export type EngineChoice = 'auto' | 'transformers' | 'vllm'
 
 export type EngineFacts = {
@@ -12,7 +14,7 @@ export type EngineFacts = {
   /** NVIDIA GPUs the driver lists, and whether torch in the venv is a CUDA build. */
   gpus: string[]
   torchCuda: boolean
-  device: 'auto' | 'cpu' | 'cuda'
+  device: DeviceChoice
 }
 
 export type EngineDecision = { engine: 'transformers' | 'vllm'; why: string } | { error: string }

@@ -8,13 +8,14 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { ExitError } from '../errors.ts'
+import { DEVICES } from '../planner/fields.ts'
 import type { CalibratedOverhead } from '../planner/overhead.ts'
 
 export const PROFILE_NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 export const deviceProfile = z.object({
   name: z.string().regex(PROFILE_NAME),
-  device: z.enum(['cpu', 'cuda']),
+  device: z.enum(DEVICES),
   gpu: z.string().nullable(),
   fittedAt: z.string(),
   /** The sweep it was fitted from, and how many measured points. */

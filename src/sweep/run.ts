@@ -14,7 +14,7 @@ import type { TrainerEvent } from '../runtime/events.ts'
 import { predictRun } from '../runtime/prediction.ts'
 import { runtimePaths } from '../runtime/python-env.ts'
 import { startRun } from '../runtime/supervisor.ts'
-import type { WeightsMode } from '../runtime/types.ts'
+import type { DeviceChoice, WeightsMode } from '../runtime/trainer-choices.ts'
 import { pointInput, pointSections } from './point-config.ts'
 import { fitOverhead, rmsError, type CalibrationPoint } from './calibrate.ts'
 import { writeProfile, type DeviceProfile } from './profiles.ts'
@@ -29,7 +29,7 @@ export type SweepOptions = {
   specPath: string
   out: string
   steps?: number
-  device?: 'auto' | 'cpu' | 'cuda'
+  device?: DeviceChoice
   model?: string
   /** train.py --weights for every point; default auto: a model without weights here is built from its config with random ones. */
   weights?: WeightsMode

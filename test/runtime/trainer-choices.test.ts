@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { command as serveCommand } from '../../src/cli/serve.ts'
 import { command } from '../../src/cli/tune.ts'
 import { LOSSES } from '../../src/planner/fields.ts'
 import { DEVICE_CHOICES, METHOD_CHOICES, PARALLELISMS, WEIGHTS_MODES } from '../../src/runtime/trainer-choices.ts'
@@ -27,4 +28,11 @@ test("tune's choices for --device, --method, --parallelism, --loss and --weights
   }
   // Every flag with choices in train.py is covered here.
   assert.deepEqual([...python.keys()].sort(), expected.map(([f]) => f).sort())
+})
+
+test("serve's --device choices are serve.py's, and the trainer's", { skip: e2eSkipReason() }, () => {
+  const r = spawnSync(join(ROOT, '.venv', 'bin', 'python'), ['-m', 'headroom_runtime.serve', '--help'], { cwd: join(ROOT, 'python'), encoding: 'utf8', timeout: 120_000, env: { ...process.env, COLUMNS: '400' } })
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(/--device \{([^}]*)\}/.exec(r.stdout)?.[1].split(','), [...DEVICE_CHOICES])
+  assert.deepEqual(serveCommand().options.find((o) => o.long === '--device')?.argChoices, [...DEVICE_CHOICES])
 })
