@@ -9,6 +9,20 @@ import type { PlanInput } from '../planner/types.ts'
 import { formatCount, formatGiB } from '../units.ts'
 import type { RunPrediction } from './prediction.ts'
 
+/**
+ * Before a run starts: a warning when the planner's worst case (every batch padded to max_length,
+ * the configured micro-batch) needs more than the device has, with the changes that would fit;
+ * null when it fits, or on a GPU the catalog does not know (no budget to compare with). A warning,
+ * not a refusal: the batches a dataset really has may be shorter than max_length.
+ * @example preflightWarning(prediction) // "the worst case at max_length may not fit: at 131,072 tokens × batch 1 this needs …"
+ */
+export function preflightWarning(prediction: RunPrediction): string | null {
+  const input = prediction.input
+  if (input.device === 'cuda' && !input.gpu) return null
+  if (prediction.plan.peakBytes <= memoryBudget(input).bytes) return null
+  return `the worst case at max_length may not fit (batches padded that long would run out of memory): ${oomAdvice(prediction, null)}`
+}
+
 /** Where the run's memory comes from: the GPU the planner knows, else host RAM. */
 export function memoryBudget(input: PlanInput): { name: string; bytes: number } {
   if (input.gpu) return { name: `the ${input.gpu.name}`, bytes: input.gpu.memoryBytes }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from '../errors.ts'
-import type { MethodChoice } from './trainer-choices.ts'
+import type { MethodChoice, Parallelism } from './trainer-choices.ts'
 import { findGpu, loadModel } from '../catalog/index.ts'
 import type { Gpu, ModelArch } from '../catalog/types.ts'
 import { decode, type Sections } from '../config/codec.ts'
@@ -31,7 +31,7 @@ export type PredictContext = {
   levers?: Levers
   /** Distributed runs: ranks (world size) and how the model is spread; the plan is then per rank. */
   ranks?: number
-  parallelism?: 'ddp' | 'fsdp'
+  parallelism?: Parallelism
 }
 
 /** The lever flags tune passes to the trainer; an undefined one leaves the config's key (or its default). */

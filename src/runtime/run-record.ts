@@ -31,6 +31,8 @@ export type PredictionRecord = {
   breakdown: Record<string, number>
   /** The same prediction at the longest batch the trainer actually ran: the run's prediction (summary.predictedPeakBytes). */
   atObservedSeq?: { seq: number; peakAllocatedBytes: number; breakdown: Record<string, number> }
+  /** Set when the worst case needs more than the device has (oom-advice.ts preflightWarning), as tune printed it. */
+  warning?: string
 }
 
 export type RunRecord = {

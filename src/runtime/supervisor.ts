@@ -20,7 +20,7 @@ import { describeExit, stateForExit } from './exit-codes.ts'
 import { runtimePaths, setupCommands, setupNeeds, type RuntimePaths } from './python-env.ts'
 import { predictRun, type RunPrediction } from './prediction.ts'
 import { writeAutoFitConfig } from './auto-fit.ts'
-import { oomAdvice } from './oom-advice.ts'
+import { oomAdvice, preflightWarning } from './oom-advice.ts'
 import { newRunId } from './run-id.ts'
 import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.ts'
 import { PredictedPeak } from './predicted-peak.ts'
@@ -95,6 +95,8 @@ export class SupervisedRun extends EventEmitter implements RunHandle {
   readonly done: Promise<RunSummary>
   /** The planner's prediction for this run, or null (with `record.predictionError`). */
   prediction: RunPrediction | null = null
+  /** Said before the trainer starts when the worst case at max_length exceeds the device (preflightWarning). */
+  warning: string | null = null
   /** The run's one predicted peak: at the longest batch trained so far (predicted-peak.ts). */
   peak: PredictedPeak = new PredictedPeak(null)
   /** The last `error` and `oom` events, for the CLI's message. */
@@ -215,6 +217,12 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
       predictionError = err instanceof Error ? err.message : String(err)
     }
   }
+  // Said before anything starts, so a run that cannot fit its longest batches is not a surprise an hour in.
+  const warning = prediction ? preflightWarning(prediction) : null
+  if (prediction && warning) {
+    prediction.record.warning = warning
+    sup.onProgress?.(`headroom: warning: ${warning}`)
+  }
 
   mkdirSync(outputDir, { recursive: true })
   const staleHolder = readLock(outputDir)
@@ -268,6 +276,7 @@ export async function startRun(opts: TuneOptions, sup: SupervisorOptions = {}): 
     run.releaseLock = lock.release
     run.holdRecord = resume !== null
     run.prediction = prediction
+    run.warning = warning
     // A resumed run already trained on its earlier batches: they still count as "seen".
     const seenBefore = resume && typeof previous?.progress?.maxSeqLen === 'number' ? previous.progress.maxSeqLen : 0
     run.peak = new PredictedPeak(prediction, seenBefore)

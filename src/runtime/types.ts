@@ -54,4 +54,6 @@ export interface RunHandle {
   cancel(signal?: 'SIGTERM' | 'SIGINT'): void
   /** Resolves when the trainer exits, with the run summary (never rejects for a failed run). */
   readonly done: Promise<RunSummary>
+  /** The planner's pre-flight warning (oom-advice.ts preflightWarning): the worst case exceeds the device; else null. */
+  readonly warning: string | null
 }

@@ -3,13 +3,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { findGpu, loadModel } from '../../src/catalog/index.ts'
 import { planMemory } from '../../src/planner/index.ts'
-import { oomAdvice } from '../../src/runtime/oom-advice.ts'
+import { oomAdvice, preflightWarning } from '../../src/runtime/oom-advice.ts'
 import { planInputFor, predictionFor, readSections } from '../../src/runtime/prediction.ts'
 import { startRun } from '../../src/runtime/supervisor.ts'
 
@@ -86,4 +86,39 @@ test('without --auto-fit an OOM ends the run with the advice recorded', async ()
   assert.match(run.oomAdvice ?? '', /^at 6,144 tokens × batch 2 this needs/)
   const record = JSON.parse(readFileSync(join(dir, 'run', 'run.json'), 'utf8'))
   assert.equal(record.oom.advice, run.oomAdvice)
+})
+
+// Before the run: the worst case at max_length against what the device has. Budgets come from the
+// machine (host RAM on CPU, the catalog's GPU), so the cases are chosen far from any machine's edge.
+const HUGE = { ...sections, ModelConfig: { torch_dtype: 'bfloat16', attn_implementation: 'eager' }, TrainingArguments: { per_device_train_batch_size: 8, max_length: 131072, gradient_checkpointing: false } }
+
+test('preflight: a worst case beyond the device is a warning with the changes that fit; one within it, or an unknown GPU, is none', async () => {
+  const model = await loadModel('phi-3-mini-128k-instruct')
+  const huge = predictionFor(planInputFor(HUGE, model, { device: 'cpu' }), HUGE)
+  assert.ok(huge.plan.peakBytes > totalmem(), 'eager attention over 131,072 tokens x 8 exceeds any host')
+  assert.match(preflightWarning(huge) ?? '', /^the worst case at max_length may not fit \(batches padded that long would run out of memory\): at 131,072 tokens × batch 8 this needs [\d.]+ [GT]iB, this machine has [\d.]+ GiB: /)
+  const onA10 = predictionFor({ ...planInputFor(HUGE, model, { device: 'cuda' }), gpu: findGpu('A10') }, HUGE)
+  assert.match(preflightWarning(onA10) ?? '', /the A10 has 2\d\.\d GiB: .*set TrainingArguments\.max_length to [\d,]+/)
+  // A GPU the catalog does not know: nothing to compare with, so no warning rather than a wrong one.
+  assert.equal(preflightWarning(predictionFor(planInputFor(HUGE, model, { device: 'cuda' }), HUGE)), null)
+  const small = { ...sections, TrainingArguments: { per_device_train_batch_size: 1, max_length: 256, gradient_checkpointing: true } }
+  const fits = predictionFor({ ...planInputFor(small, model, { device: 'cuda' }), gpu: findGpu('A100-80GB') }, small)
+  assert.equal(preflightWarning(fits), null)
+})
+
+test('preflight: tune says the warning before the trainer starts and run.json keeps it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'headroom-preflight-'))
+  const config = join(dir, 'training_config.yaml')
+  writeFileSync(config, `training_config:\n${Object.entries(HUGE).map(([k, v]) => `  ${k}:\n${Object.entries(v).map(([kk, vv]) => `    ${kk}: ${JSON.stringify(vv)}`).join('\n')}`).join('\n')}\n`)
+  const lines: string[] = []
+  const run = await startRun(
+    { config, model: 'phi-3-mini-128k-instruct', output: join(dir, 'run'), device: 'cpu', maxSteps: 2 },
+    { trainer: { command: process.execPath, args: [FAKE] }, forwardSignals: false, onProgress: (l) => lines.push(l) },
+  )
+  const summary = await run.done
+  assert.equal(summary.state, 'succeeded', 'a warning, not a refusal')
+  const warning = lines.find((l) => l.startsWith('headroom: warning: the worst case at max_length may not fit'))
+  assert.ok(warning, lines.join('\n'))
+  const record = JSON.parse(readFileSync(join(dir, 'run', 'run.json'), 'utf8'))
+  assert.equal(`headroom: warning: ${record.prediction.warning}`, warning)
 })

@@ -1,7 +1,7 @@
 /** Route-level tests through app.request(): every route, and every kind of bad request. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cannedEvents, json, makeApp, parseSse } from './helpers.ts'
+import { cannedEvents, FakeHandle, json, makeApp, parseSse } from './helpers.ts'
 
 type Issues = { issues: { code: string; path: string; message: string }[] }
 
@@ -69,6 +69,18 @@ test('POST /v1/runs starts a local run, which the events then drive', async () =
   const again = await app.request('/v1/runs', json({ runId: 'local-1' }))
   assert.equal(again.status, 409)
   assert.equal((await issues(again))[0].path, 'runId')
+})
+
+test("POST /v1/runs answers with the planner's pre-flight warning when the supervisor has one, as tune prints it", async () => {
+  const warning = 'the worst case at max_length may not fit (batches padded that long would run out of memory): at 131,072 tokens × batch 8 this needs 9.9 TiB, this machine has 24.0 GiB: set TrainingArguments.max_length to 2,048'
+  const { app } = makeApp({ services: { async startRun() { return async (o) => Object.assign(new FakeHandle(o), { warning }) } } })
+  const res = await app.request('/v1/runs', json({ maxSteps: 1, runId: 'warned' }))
+  assert.equal(res.status, 201)
+  assert.equal(((await res.json()) as { warning?: string }).warning, warning)
+  // Without one, the answer has no such key.
+  const quiet = makeApp()
+  const ok = (await (await quiet.app.request('/v1/runs', json({ maxSteps: 1, runId: 'quiet' }))).json()) as Record<string, unknown>
+  assert.equal('warning' in ok, false)
 })
 
 test('POST /v1/runs rejects bad bodies, naming the field', async () => {

@@ -68,6 +68,7 @@ export class FakeHandle extends EventEmitter implements RunHandle {
   readonly id: string
   readonly outputDir: string
   readonly done: Promise<RunSummary>
+  warning: string | null = null
   cancelled: string | undefined
   #finish!: (s: RunSummary) => void
   constructor(readonly opts: TuneOptions) {
