@@ -18,9 +18,16 @@ import type { RunPrediction } from './prediction.ts'
  */
 export function preflightWarning(prediction: RunPrediction): string | null {
   const input = prediction.input
+  const lead = 'the worst case at max_length may not fit (batches padded that long would run out of memory)'
   if (input.device === 'cuda' && !input.gpu) return null
+  // CPU ranks share this machine's RAM; the plan is per rank (GPU ranks each have their own device).
+  if (input.device === 'cpu' && input.gpus > 1) {
+    const all = prediction.plan.peakBytes * input.gpus
+    if (all <= totalmem()) return null
+    return `${lead}: at ${formatCount(input.seq)} tokens × batch ${input.batch} each of ${input.gpus} ranks needs ${formatGiB(prediction.plan.peakBytes)}, ${formatGiB(all)} in all, and this machine has ${formatGiB(totalmem())}: lower TrainingArguments.max_length or the number of ranks`
+  }
   if (prediction.plan.peakBytes <= memoryBudget(input).bytes) return null
-  return `the worst case at max_length may not fit (batches padded that long would run out of memory): ${oomAdvice(prediction, null)}`
+  return `${lead}: ${oomAdvice(prediction, null)}`
 }
 
 /** Where the run's memory comes from: the GPU the planner knows, else host RAM. */

@@ -101,6 +101,9 @@ test('preflight: a worst case beyond the device is a warning with the changes th
   assert.match(preflightWarning(onA10) ?? '', /the A10 has 2\d\.\d GiB: .*set TrainingArguments\.max_length to [\d,]+/)
   // A GPU the catalog does not know: nothing to compare with, so no warning rather than a wrong one.
   assert.equal(preflightWarning(predictionFor(planInputFor(HUGE, model, { device: 'cuda' }), HUGE)), null)
+  // CPU ranks share the host: the plan is per rank, the budget the machine's.
+  const ranks = predictionFor(planInputFor(HUGE, model, { device: 'cpu', ranks: 2 }), HUGE)
+  assert.match(preflightWarning(ranks) ?? '', /at 131,072 tokens × batch 8 each of 2 ranks needs [\d.]+ [GT]iB, [\d.]+ [GT]iB in all, and this machine has [\d.]+ GiB: lower TrainingArguments\.max_length or the number of ranks$/)
   const small = { ...sections, TrainingArguments: { per_device_train_batch_size: 1, max_length: 256, gradient_checkpointing: true } }
   const fits = predictionFor({ ...planInputFor(small, model, { device: 'cuda' }), gpu: findGpu('A100-80GB') }, small)
   assert.equal(preflightWarning(fits), null)
