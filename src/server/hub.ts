@@ -37,7 +37,7 @@ export class RunHub {
    * Starts a local fine-tune through the supervisor and records it. The supervisor validates
    * the options (a bad config rejects here, before any run row exists).
    */
-  async start(opts: TuneOptions & { runId: string }, requestBody: Record<string, unknown>, configText?: string): Promise<RunRecord & { warning?: string }> {
+  async start(opts: TuneOptions & { runId: string }, requestBody: Record<string, unknown>, configText?: string): Promise<RunRecord> {
     // Two requests for one run id must not start two trainers in one output directory.
     if (this.#starting.has(opts.runId) || this.#store.getRun(opts.runId)) throw httpError(409, 'conflict', 'runId', `run ${opts.runId} already exists`)
     this.#starting.add(opts.runId)
@@ -48,7 +48,7 @@ export class RunHub {
     }
   }
 
-  async #launch(opts: TuneOptions & { runId: string }, requestBody: Record<string, unknown>, configText?: string): Promise<RunRecord & { warning?: string }> {
+  async #launch(opts: TuneOptions & { runId: string }, requestBody: Record<string, unknown>, configText?: string): Promise<RunRecord> {
     const startRun = await this.#startRun()
     // The config text lives in its own table; the options keep what else the client chose.
     const { config: _config, ...options } = requestBody
@@ -59,6 +59,8 @@ export class RunHub {
       outputDir: handle.outputDir,
       options,
       config: configText ?? null,
+      // The planner's pre-flight warning, as tune prints it: kept for the answer and the run view.
+      warning: handle.warning,
     })
     if (!created) {
       handle.cancel('SIGTERM')
@@ -86,8 +88,7 @@ export class RunHub {
       process.stderr.write(`headroom server: run ${handle.id} supervisor failed: ${String(err)}\n`)
       ended({ state: 'failed', steps: 0, firstLoss: null, lastLoss: null, adapterDir: null, device: 'cpu', predictedPeakBytes: null, measuredPeakBytes: null })
     })
-    // The planner's pre-flight warning, as tune prints it: in the answer to the request that started the run.
-    return { ...this.#store.getRun(handle.id)!, ...(handle.warning ? { warning: handle.warning } : {}) }
+    return this.#store.getRun(handle.id)!
   }
 
   /**

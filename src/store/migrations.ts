@@ -67,4 +67,6 @@ export const MIGRATIONS: readonly string[] = [
   // 2: the max_length worst case beside the run's prediction (predicted_peak_bytes is the
   // planner's peak at the longest batch actually trained).
   `ALTER TABLE runs ADD COLUMN predicted_max_length_peak_bytes INTEGER;`,
+  // 3: the planner's pre-flight warning for a run this server started (runtime/oom-advice.ts preflightWarning).
+  `ALTER TABLE runs ADD COLUMN warning TEXT;`,
 ]

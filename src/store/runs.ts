@@ -23,6 +23,8 @@ export type RunRecord = RunProgress & {
   outputDir: string | null
   /** What the run was started with (POST /v1/runs body), when this server started it. */
   options: Record<string, unknown> | null
+  /** The planner's pre-flight warning when the worst case at max_length exceeds the device (a run started here). */
+  warning: string | null
   /** Sequence number of the last stored event (0: none yet). */
   lastSeq: number
 }
@@ -68,6 +70,7 @@ type RunRow = {
   measured_peak_bytes: number | null
   output_dir: string | null
   options_json: string | null
+  warning: string | null
   summary_json: string | null
   last_seq: number
 }
@@ -103,6 +106,7 @@ function toRecord(row: RunRow): RunRecord {
     measuredPeakBytes: row.measured_peak_bytes,
     outputDir: row.output_dir,
     options: row.options_json ? (JSON.parse(row.options_json) as Record<string, unknown>) : null,
+    warning: row.warning,
     summary: row.summary_json ? (JSON.parse(row.summary_json) as RunProgress['summary']) : null,
     lastSeq: row.last_seq,
   }
@@ -139,8 +143,8 @@ export class RunStore {
     this.#db = db
     this.#stmt = {
       insertRun: db.prepare(
-        `INSERT INTO runs (id, state, source, created_at, updated_at, output_dir, options_json)
-         VALUES (@id, @state, @source, @now, @now, @outputDir, @optionsJson)`,
+        `INSERT INTO runs (id, state, source, created_at, updated_at, output_dir, options_json, warning)
+         VALUES (@id, @state, @source, @now, @now, @outputDir, @optionsJson, @warning)`,
       ),
       getRun: db.prepare(`SELECT * FROM runs WHERE id = ?`),
       listRuns: db.prepare(`SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?`),
@@ -180,6 +184,7 @@ export class RunStore {
     outputDir?: string | null
     options?: Record<string, unknown> | null
     config?: string | null
+    warning?: string | null
     now?: number
   }): boolean {
     const now = input.now ?? Date.now()
@@ -192,6 +197,7 @@ export class RunStore {
           now,
           outputDir: input.outputDir ?? null,
           optionsJson: input.options ? JSON.stringify(input.options) : null,
+          warning: input.warning ?? null,
         })
         if (input.config != null) this.#stmt.upsertConfig.run(input.id, input.config)
       })()

@@ -77,10 +77,12 @@ test("POST /v1/runs answers with the planner's pre-flight warning when the super
   const res = await app.request('/v1/runs', json({ maxSteps: 1, runId: 'warned' }))
   assert.equal(res.status, 201)
   assert.equal(((await res.json()) as { warning?: string }).warning, warning)
-  // Without one, the answer has no such key.
+  // The store keeps it: the run view reads it back.
+  assert.equal(((await (await app.request('/v1/runs/warned')).json()) as { warning: string | null }).warning, warning)
+  // Without one, null.
   const quiet = makeApp()
   const ok = (await (await quiet.app.request('/v1/runs', json({ maxSteps: 1, runId: 'quiet' }))).json()) as Record<string, unknown>
-  assert.equal('warning' in ok, false)
+  assert.equal(ok.warning, null)
 })
 
 test('POST /v1/runs rejects bad bodies, naming the field', async () => {

@@ -137,6 +137,12 @@ test('the dashboard draws the plan explorer and a live run', { skip: chromiumSki
     await page.waitForSelector('#run-stats [data-stat="weights"]', { timeout: 30_000 })
     assert.equal(await page.textContent('#run-stats [data-stat="weights"] dd'), 'random, built from phi-3-mini-128k-instruct (--weights random): the loss means nothing')
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-run.png'), fullPage: true })
+    // A run this server started whose worst case exceeded the device: the planner's pre-flight warning, as the hub stored it.
+    const warning = 'the worst case at max_length may not fit (batches padded that long would run out of memory): at 131,072 tokens × batch 8 this needs 10841.3 GiB, this machine has 23.5 GiB: set TrainingArguments.max_length to 5,504'
+    assert.ok(server.store.createRun({ id: 'warned-run', source: 'local', warning }))
+    await page.goto(`${server.url}/#/runs/warned-run`)
+    await page.waitForSelector('#run-stats [data-stat="warning"]', { timeout: 30_000 })
+    assert.equal(await page.textContent('#run-stats [data-stat="warning"] dd'), warning)
     assert.deepEqual(consoleErrors, [])
   } finally {
     await browser.close()

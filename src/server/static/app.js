@@ -265,6 +265,8 @@ function showRun(id) {
       // The summary's throughput (steady steps, non-padding tokens), the terminal's figure; none while running.
       const tps = run.summary?.tokensPerSecond
       if (typeof tps === 'number') stats.push(['throughput', 'Throughput (steady steps)', `${Math.round(tps).toLocaleString('en-US')} tok/s`])
+      // The planner's pre-flight warning (the worst case at max_length exceeds the device), as tune printed it.
+      if (run.warning) stats.push(['warning', "Planner's warning", run.warning])
       // Where the base's weights came from (the start event, train.py --weights): random weights keep the
       // memory and speed figures real but make the loss meaningless, as the terminal says.
       if (d.weights) {
