@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander'
 import { ExitError } from '../errors.ts'
-import { DEVICE_CHOICES } from '../runtime/trainer-choices.ts'
+import { DEVICE_CHOICES, type DeviceChoice } from '../runtime/trainer-choices.ts'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
@@ -18,7 +18,7 @@ type Flags = {
   port: string
   token?: string
   engine: 'auto' | 'transformers' | 'vllm'
-  device: 'auto' | 'cpu' | 'cuda'
+  device: DeviceChoice
   maxConcurrency: string
 }
 

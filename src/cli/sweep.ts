@@ -14,10 +14,10 @@ import { renderPlots } from '../sweep/plots.ts'
 import { reportMarkdown } from '../sweep/report.ts'
 import { ratioOf, toCsv, type PointResult } from '../sweep/results.ts'
 import { runSweep } from '../sweep/run.ts'
-import { DEVICE_CHOICES, WEIGHTS_MODES, type WeightsMode } from '../runtime/trainer-choices.ts'
+import { DEVICE_CHOICES, WEIGHTS_MODES, type DeviceChoice, type WeightsMode } from '../runtime/trainer-choices.ts'
 import { atScale, MAX_STEPS, parseSpec, pointKey } from '../sweep/spec.ts'
 
-type SweepFlags = { out?: string; steps?: number; device?: 'auto' | 'cpu' | 'cuda'; model?: string; weights?: WeightsMode; json?: boolean; calibrate?: boolean; profile?: string }
+type SweepFlags = { out?: string; steps?: number; device?: DeviceChoice; model?: string; weights?: WeightsMode; json?: boolean; calibrate?: boolean; profile?: string }
 
 function stepsArg(value: string): number {
   const n = Number(value)

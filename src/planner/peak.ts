@@ -268,7 +268,7 @@ export function prepareTerms(input: PlanInput, path: PlanPath = HEADROOM_PATH): 
           return finish(shape, match, trainableParams, breakdown, of.contextBytes + of.slackBytes, top.moment)
         }
       }
-      const hostBytes = offload ? arch.numLayers * batch * seq * layer.checkpointBytesPerToken : 0
+      const hostBytes = offload ? arch.numLayers * tokens * layer.checkpointBytesPerToken : 0
       const breakdown: Breakdown = {
         weights: weightBytes,
         adapters: adapterBytes,

@@ -20,13 +20,14 @@ export function preflightWarning(prediction: RunPrediction): string | null {
   const input = prediction.input
   const lead = 'the worst case at max_length may not fit (batches padded that long would run out of memory)'
   if (input.device === 'cuda' && !input.gpu) return null
+  const budget = memoryBudget(input)
   // CPU ranks share this machine's RAM; the plan is per rank (GPU ranks each have their own device).
   if (input.device === 'cpu' && input.gpus > 1) {
     const all = prediction.plan.peakBytes * input.gpus
-    if (all <= totalmem()) return null
-    return `${lead}: at ${formatCount(input.seq)} tokens × batch ${input.batch} each of ${input.gpus} ranks needs ${formatGiB(prediction.plan.peakBytes)}, ${formatGiB(all)} in all, and this machine has ${formatGiB(totalmem())}: lower TrainingArguments.max_length or the number of ranks`
+    if (all <= budget.bytes) return null
+    return `${lead}: at ${formatCount(input.seq)} tokens × batch ${input.batch} each of ${input.gpus} ranks needs ${formatGiB(prediction.plan.peakBytes)}, ${formatGiB(all)} in all, and ${budget.name} has ${formatGiB(budget.bytes)}: lower TrainingArguments.max_length or the number of ranks`
   }
-  if (prediction.plan.peakBytes <= memoryBudget(input).bytes) return null
+  if (prediction.plan.peakBytes <= budget.bytes) return null
   return `${lead}: ${oomAdvice(prediction, null)}`
 }
 

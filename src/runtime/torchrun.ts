@@ -46,7 +46,7 @@ const FLAGS: Record<keyof DistributedOptions, string> = {
 export function checkDistributed(d: DistributedOptions, names: 'flags' | 'fields' = 'flags'): void {
   const n = (f: keyof DistributedOptions) => (names === 'flags' ? FLAGS[f] : f)
   const usage = (f: keyof DistributedOptions, message: string): never => {
-    throw new ExitError(message, { path: names === 'flags' ? FLAGS[f] : f, exitCode: 2 })
+    throw new ExitError(message, { path: n(f), exitCode: 2 })
   }
   const nnodes = d.nnodes ?? 1
   const multiNode = d.nnodes !== undefined && d.nnodes > 1
